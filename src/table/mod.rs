@@ -1,1 +1,524 @@
-//! placeholder
+//! Granules as a DataFusion table.
+//!
+//! One row per segment of every beam of every granule. Columns: `granule` (file name),
+//! `beam` (the group), `row` (index in the beam), then the data-source columns of a
+//! pipeline config (`latitude`, `longitude`, the variables, the quality column) and any
+//! extra `--var` datasets.
+//!
+//! Why a hand-written `TableProvider` + `ExecutionPlan` and not DataFusion's file stack
+//! (`FileFormat`/`FileOpener`): the unit of parallel work is a granule x beam, not a file,
+//! and the cell predicate changes *which rows of which datasets* are fetched (latitude and
+//! longitude first, then the other datasets only for the chunks under the cell). A
+//! `FileOpener` yields one stream per file and would serialise the six beams.
+//!
+//! What makes a query fast (see `docs/sql.md`):
+//! - projection: only the datasets of selected columns are read;
+//! - `quality = v`: applied while reading;
+//! - a parent-cell predicate ([`filter`]): only rows in the cell, only chunks under them,
+//!   only granules whose catalog entry lists the cell.
+
+pub mod exec;
+pub mod filter;
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use parking_lot::Mutex;
+
+use crate::catalog::Catalog;
+use crate::config::PipelineConfig;
+use crate::h5::{H5Error, H5File, ReadOptions};
+use crate::store::StoreOptions;
+
+pub use exec::GranuleScanExec;
+pub use filter::{CellFilter, Pushed};
+
+/// Errors building or scanning a granule table.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// A granule could not be read.
+    #[error("granule {url}: {source}")]
+    Granule {
+        /// The granule URL.
+        url: String,
+        /// The reader's error (names the dataset).
+        source: H5Error,
+    },
+    /// Datasets of one beam disagree in length.
+    #[error("granule {url}: {dataset} has {got} rows, expected {expected} like {reference}")]
+    Length {
+        /// The granule URL.
+        url: String,
+        /// The dataset with the odd length.
+        dataset: String,
+        /// Its length.
+        got: u64,
+        /// The length of the reference dataset.
+        expected: u64,
+        /// The reference dataset (latitude).
+        reference: String,
+    },
+    /// No granule has a dataset the table needs, so its type is unknown.
+    #[error("no granule has {dataset} in any of the groups {groups}; cannot infer the type of column {column:?}")]
+    NoSchema {
+        /// The column.
+        column: String,
+        /// The path template.
+        dataset: String,
+        /// The groups searched.
+        groups: String,
+    },
+    /// The table has no granules.
+    #[error("no granules to read: {0}")]
+    Empty(String),
+    /// A file pattern could not be expanded.
+    #[error("{pattern}: {detail}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Arrow failed on a batch (a bug or a type the table cannot handle).
+    #[error("granule {url}: {source}")]
+    Arrow {
+        /// The granule URL.
+        url: String,
+        /// The cause.
+        source: arrow::error::ArrowError,
+    },
+}
+
+impl From<TableError> for DataFusionError {
+    fn from(e: TableError) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// A table column read from a dataset in every group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSource {
+    /// Column name.
+    pub name: String,
+    /// Dataset path template with `{group}`.
+    pub template: String,
+}
+
+impl ColumnSource {
+    /// The dataset path in `group`.
+    pub fn path(&self, group: &str) -> String {
+        self.template.replace("{group}", group)
+    }
+}
+
+/// What to do with values equal to a dataset's fill value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FillHandling {
+    /// Make them NULL (SQL aggregates skip NULLs): the default.
+    #[default]
+    Null,
+    /// Drop rows where any selected column holds its fill value.
+    Drop,
+}
+
+/// How the table reads granules.
+#[derive(Debug, Clone)]
+pub struct GranuleTableOptions {
+    /// Table name in SQL.
+    pub name: String,
+    /// Groups (beams) read in every granule.
+    pub groups: Vec<String>,
+    /// Data columns; `latitude` and `longitude` first.
+    pub columns: Vec<ColumnSource>,
+    /// Fill values become NULL or drop their row.
+    pub fill: FillHandling,
+    /// Report and skip granules that cannot be read instead of failing the query.
+    pub skip_bad_granules: bool,
+    /// Cell restriction set by the caller (the job), in addition to SQL predicates.
+    pub cell: Option<CellFilter>,
+    /// Object store settings.
+    pub store: StoreOptions,
+    /// Reader settings.
+    pub read: ReadOptions,
+    /// Units (granule x beam) read ahead per partition, to overlap I/O with decoding.
+    pub prefetch: usize,
+}
+
+impl GranuleTableOptions {
+    /// Options for a pipeline config's data source, plus extra `name=/{group}/path` columns.
+    pub fn from_config(config: &PipelineConfig, extra: &[ColumnSource]) -> Self {
+        let ds = &config.data_source;
+        let mut columns = Vec::new();
+        for (name, template) in ds.coordinates.iter().chain(ds.variables.iter()) {
+            columns.push(ColumnSource { name: name.clone(), template: template.clone() });
+        }
+        // latitude, longitude first, whatever the YAML order.
+        columns.sort_by_key(|c| match c.name.as_str() {
+            "latitude" => 0,
+            "longitude" => 1,
+            _ => 2,
+        });
+        if let Some(q) = &ds.quality_filter {
+            if !columns.iter().any(|c| c.name == q.column()) {
+                columns.push(ColumnSource { name: q.column().to_owned(), template: q.dataset.clone() });
+            }
+        }
+        for e in extra {
+            if let Some(c) = columns.iter_mut().find(|c| c.name == e.name) {
+                c.template = e.template.clone();
+            } else {
+                columns.push(e.clone());
+            }
+        }
+        Self {
+            name: config.name.clone(),
+            groups: ds.groups.clone(),
+            columns,
+            fill: FillHandling::Null,
+            skip_bad_granules: false,
+            cell: None,
+            store: StoreOptions::default(),
+            read: ReadOptions::default(),
+            prefetch: 2,
+        }
+    }
+}
+
+/// One granule and, when it came from a catalog, the parent cells that list it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GranuleRef {
+    /// URL or local path.
+    pub url: String,
+    /// Parent cells (morton) whose catalog entry lists the granule, and their order.
+    pub cells: Option<(u8, Vec<i64>)>,
+}
+
+impl GranuleRef {
+    /// Whether the granule may hold rows of `cell`: true unless its catalog cells prove
+    /// otherwise.
+    pub fn may_touch(&self, cell: &CellFilter) -> bool {
+        let Some((order, cells)) = &self.cells else { return true };
+        let common = (*order).min(cell.parent_order);
+        let Some(target) = parent_nested(cell.parent, cell.parent_order, common) else { return true };
+        cells.iter().any(|m| {
+            magg_udfs::morton::to_nested(*m)
+                .ok()
+                .and_then(|(n, o)| parent_nested(n, o, common))
+                .is_none_or(|p| p == target)
+        })
+    }
+}
+
+fn parent_nested(cell: u64, from: u8, to: u8) -> Option<u64> {
+    (to <= from).then(|| cell >> (2 * u32::from(from - to)))
+}
+
+/// Granules from a catalog: every granule once, with the cells that list it.
+pub fn granules_from_catalog(catalog: &Catalog) -> Vec<GranuleRef> {
+    let order = catalog.metadata.parent_order;
+    let mut out: indexmap::IndexMap<String, Vec<i64>> = indexmap::IndexMap::new();
+    for cell in catalog.cells() {
+        for url in cell.granules {
+            out.entry(url).or_default().push(cell.morton);
+        }
+    }
+    out.into_iter()
+        .map(|(url, cells)| GranuleRef { url, cells: Some((order, cells)) })
+        .collect()
+}
+
+/// Granules from paths, URLs and local glob patterns (`data/*.h5`).
+pub fn granules_from_patterns(patterns: &[String]) -> Result<Vec<GranuleRef>, TableError> {
+    let mut out = Vec::new();
+    for p in patterns {
+        let is_url = p.contains("://") && !p.starts_with("file://");
+        if !is_url && p.contains(['*', '?', '[']) {
+            let paths = glob::glob(p).map_err(|e| TableError::Pattern { pattern: p.clone(), detail: e.to_string() })?;
+            let mut found: Vec<String> = Vec::new();
+            for entry in paths {
+                let path = entry.map_err(|e| TableError::Pattern { pattern: p.clone(), detail: e.to_string() })?;
+                found.push(path.to_string_lossy().into_owned());
+            }
+            if found.is_empty() {
+                return Err(TableError::Pattern { pattern: p.clone(), detail: "matches no file".into() });
+            }
+            found.sort();
+            out.extend(found.into_iter().map(|url| GranuleRef { url, cells: None }));
+        } else {
+            out.push(GranuleRef { url: p.clone(), cells: None });
+        }
+    }
+    Ok(out)
+}
+
+/// Counters a scan updates, for reports (`--report`) and tests.
+#[derive(Debug, Default)]
+pub struct ScanMetrics {
+    /// Granules opened.
+    pub granules_opened: AtomicU64,
+    /// Granules not opened because their catalog entry does not list the cell.
+    pub granules_pruned: AtomicU64,
+    /// Rows whose coordinates were examined (or all rows read without a cell filter).
+    pub rows_scanned: AtomicU64,
+    /// Rows inside the cell (before the quality filter).
+    pub rows_in_cell: AtomicU64,
+    /// Rows returned.
+    pub rows_kept: AtomicU64,
+    /// Granules skipped with `skip_bad_granules`, with the error.
+    pub bad_granules: Mutex<Vec<(String, String)>>,
+}
+
+impl ScanMetrics {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Read a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The granule table.
+#[derive(Debug)]
+pub struct GranuleTable {
+    options: Arc<GranuleTableOptions>,
+    granules: Vec<GranuleRef>,
+    schema: SchemaRef,
+    /// Integer data columns equality can be pushed to.
+    int_columns: Vec<String>,
+    metrics: Arc<ScanMetrics>,
+}
+
+/// The three columns every granule table has before the data columns.
+pub const META_COLUMNS: [&str; 3] = ["granule", "beam", "row"];
+
+impl GranuleTable {
+    /// Build the table; the column types come from the first granule that has each
+    /// dataset (granules are opened until every type is known).
+    pub async fn try_new(options: GranuleTableOptions, granules: Vec<GranuleRef>) -> Result<Self, TableError> {
+        if granules.is_empty() {
+            return Err(TableError::Empty("the catalog or file list is empty".into()));
+        }
+        let mut types: Vec<Option<DataType>> = vec![None; options.columns.len()];
+        let mut last_err = None;
+        for g in &granules {
+            if types.iter().all(Option::is_some) {
+                break;
+            }
+            let file = match H5File::open_url(&g.url, &options.store, &options.read).await {
+                Ok(f) => f,
+                Err(source) => {
+                    if options.skip_bad_granules {
+                        last_err = Some(TableError::Granule { url: g.url.clone(), source });
+                        continue;
+                    }
+                    return Err(TableError::Granule { url: g.url.clone(), source });
+                }
+            };
+            for (i, col) in options.columns.iter().enumerate() {
+                if types[i].is_some() {
+                    continue;
+                }
+                for group in &options.groups {
+                    let path = col.path(group);
+                    match file.dataset_info(&path).await {
+                        Ok(info) => {
+                            types[i] = Some(info.data_type.clone());
+                            break;
+                        }
+                        Err(H5Error::NotFound { .. }) => {}
+                        Err(source) => return Err(TableError::Granule { url: g.url.clone(), source }),
+                    }
+                }
+            }
+        }
+        let mut fields = vec![
+            Field::new("granule", DataType::Utf8, false),
+            Field::new("beam", DataType::Utf8, false),
+            Field::new("row", DataType::UInt64, false),
+        ];
+        let mut int_columns = Vec::new();
+        for (col, ty) in options.columns.iter().zip(types) {
+            let Some(ty) = ty else {
+                if let Some(e) = last_err {
+                    return Err(e);
+                }
+                return Err(TableError::NoSchema {
+                    column: col.name.clone(),
+                    dataset: col.template.clone(),
+                    groups: options.groups.join(", "),
+                });
+            };
+            if ty.is_integer() {
+                int_columns.push(col.name.clone());
+            }
+            fields.push(Field::new(&col.name, ty, true));
+        }
+        Ok(Self {
+            options: Arc::new(options),
+            granules,
+            schema: Arc::new(Schema::new(fields)),
+            int_columns,
+            metrics: Arc::new(ScanMetrics::default()),
+        })
+    }
+
+    /// The table's counters (shared by all its scans).
+    pub fn metrics(&self) -> Arc<ScanMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The granules.
+    pub fn granules(&self) -> &[GranuleRef] {
+        &self.granules
+    }
+
+    /// The options.
+    pub fn options(&self) -> &GranuleTableOptions {
+        &self.options
+    }
+
+    fn recognise(&self, e: &Expr) -> Option<Pushed> {
+        filter::recognise(e, "latitude", "longitude", &self.int_columns)
+    }
+}
+
+#[async_trait]
+impl TableProvider for GranuleTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.recognise(f).is_some() {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut equals = Vec::new();
+        let mut cells: Vec<CellFilter> = self.options.cell.iter().copied().collect();
+        for f in filters {
+            match self.recognise(f) {
+                Some(Pushed::Equals { column, value }) => equals.push((column, value)),
+                Some(Pushed::Cell(c)) => cells.push(c),
+                None => {
+                    return Err(DataFusionError::Internal(format!(
+                        "granule table {} was given a filter it did not accept: {f}",
+                        self.options.name
+                    )));
+                }
+            }
+        }
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut units = Vec::new();
+        let mut seen = HashSet::new();
+        for g in &self.granules {
+            if !cells.iter().all(|c| g.may_touch(c)) {
+                if seen.insert(g.url.clone()) {
+                    ScanMetrics::add(&self.metrics.granules_pruned, 1);
+                }
+                continue;
+            }
+            for group in &self.options.groups {
+                units.push(exec::Unit { url: Arc::from(g.url.as_str()), group: Arc::from(group.as_str()) });
+            }
+        }
+        let partitions = state.config().target_partitions().max(1);
+        let plan = GranuleScanExec::new(
+            Arc::clone(&self.options),
+            Arc::clone(&self.schema),
+            projection,
+            equals,
+            cells,
+            units,
+            partitions,
+            Arc::clone(&self.metrics),
+        )?;
+        Ok(Arc::new(plan))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_pruning_compares_at_the_coarser_order() {
+        let (n6, _) = magg_udfs::morton::to_nested(-4_211_322).unwrap();
+        let g = GranuleRef { url: "a.h5".into(), cells: Some((6, vec![-4_211_322])) };
+        let same = CellFilter { hash_order: 18, parent_order: 6, parent: n6, mode: Default::default() };
+        assert!(g.may_touch(&same));
+        let other = CellFilter { parent: n6 + 1, ..same };
+        assert!(!g.may_touch(&other));
+        // A finer cell inside the listed parent may be touched; one outside may not.
+        let child = CellFilter { parent_order: 8, parent: n6 * 16 + 3, ..same };
+        assert!(g.may_touch(&child));
+        let foreign_child = CellFilter { parent_order: 8, parent: (n6 + 1) * 16, ..same };
+        assert!(!g.may_touch(&foreign_child));
+        // No catalog information: always read.
+        assert!(GranuleRef { url: "b.h5".into(), cells: None }.may_touch(&other));
+    }
+
+    #[test]
+    fn config_columns_put_coordinates_first_and_add_quality() {
+        let c = PipelineConfig::atl06();
+        let o = GranuleTableOptions::from_config(
+            &c,
+            &[ColumnSource { name: "dem_h".into(), template: "/{group}/land_ice_segments/dem/dem_h".into() }],
+        );
+        let names: Vec<_> = o.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["latitude", "longitude", "h_li", "s_li", "atl06_quality_summary", "dem_h"]);
+        assert_eq!(o.columns[3].path("gt2r"), "/gt2r/land_ice_segments/h_li_sigma");
+    }
+
+    #[test]
+    fn patterns_expand_sorted_and_report_empty_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["b.h5", "a.h5", "c.txt"] {
+            std::fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        let pat = format!("{}/*.h5", dir.path().display());
+        let got = granules_from_patterns(std::slice::from_ref(&pat)).unwrap();
+        let names: Vec<_> = got.iter().map(|g| g.url.rsplit('/').next().unwrap().to_owned()).collect();
+        assert_eq!(names, ["a.h5", "b.h5"]);
+        let none = format!("{}/*.nc", dir.path().display());
+        let err = granules_from_patterns(&[none.clone()]).unwrap_err();
+        assert_eq!(err.to_string(), format!("{none}: matches no file"));
+    }
+}

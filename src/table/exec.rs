@@ -1,0 +1,539 @@
+//! The scan: granule x beam units spread over partitions, streamed as Arrow batches.
+//!
+//! Each partition reads its units in order with a small read-ahead (`prefetch`), so I/O
+//! of the next beam overlaps decoding of the current one while memory stays bounded by
+//! `partitions x prefetch` beams whatever the number of granules. A granule's metadata is
+//! opened once and shared by the beams that need it, then dropped when its last beam is
+//! done.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Array, RecordBatch, RecordBatchOptions,
+    StringArray, UInt64Array,
+};
+use arrow::compute::kernels::cmp;
+use arrow::compute::{cast, filter, nullif, or_kleene};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::common::tree_node::TreeNodeRecursion;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+use super::{CellFilter, FillHandling, GranuleTableOptions, ScanMetrics, TableError};
+use crate::h5::{FillValue, H5Error, H5File, RowSelection};
+
+/// One unit of work: a beam of a granule.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// Granule URL.
+    pub url: Arc<str>,
+    /// Group (beam).
+    pub group: Arc<str>,
+}
+
+/// Opened granules shared between the units of one scan, dropped after their last unit.
+#[derive(Debug, Default)]
+struct FileCache {
+    entries: parking_lot::Mutex<HashMap<Arc<str>, (Arc<OnceCell<H5File>>, usize)>>,
+}
+
+impl FileCache {
+    fn expect(&self, units: &[Unit]) {
+        let mut e = self.entries.lock();
+        for u in units {
+            e.entry(Arc::clone(&u.url)).or_insert_with(|| (Arc::new(OnceCell::new()), 0)).1 += 1;
+        }
+    }
+
+    fn cell(&self, url: &Arc<str>) -> Arc<OnceCell<H5File>> {
+        let mut e = self.entries.lock();
+        Arc::clone(&e.entry(Arc::clone(url)).or_insert_with(|| (Arc::new(OnceCell::new()), 1)).0)
+    }
+
+    fn done(&self, url: &Arc<str>) {
+        let mut e = self.entries.lock();
+        if let Some(entry) = e.get_mut(url) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                e.remove(url);
+            }
+        }
+    }
+}
+
+/// Everything the partitions of one scan share.
+#[derive(Debug)]
+struct Shared {
+    options: Arc<GranuleTableOptions>,
+    /// Full table schema.
+    table_schema: SchemaRef,
+    /// Output schema (projected).
+    schema: SchemaRef,
+    /// Indices into the table schema.
+    projection: Vec<usize>,
+    equals: Vec<(String, i64)>,
+    cells: Vec<CellFilter>,
+    metrics: Arc<ScanMetrics>,
+    files: FileCache,
+}
+
+/// The physical scan of a granule table.
+#[derive(Debug)]
+pub struct GranuleScanExec {
+    shared: Arc<Shared>,
+    partitions: Vec<Vec<Unit>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl GranuleScanExec {
+    /// Plan a scan of `units` over `partitions` partitions.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        options: Arc<GranuleTableOptions>,
+        table_schema: SchemaRef,
+        projection: Vec<usize>,
+        equals: Vec<(String, i64)>,
+        cells: Vec<CellFilter>,
+        units: Vec<Unit>,
+        partitions: usize,
+        metrics: Arc<ScanMetrics>,
+    ) -> DfResult<Self> {
+        let schema = Arc::new(table_schema.project(&projection)?);
+        // Round-robin keeps the beams of one granule on different partitions, so a single
+        // granule still uses every core.
+        let n = partitions.min(units.len()).max(1);
+        let mut parts = vec![Vec::new(); n];
+        for (i, u) in units.into_iter().enumerate() {
+            parts[i % n].push(u);
+        }
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(n),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        let shared = Shared {
+            options,
+            table_schema,
+            schema,
+            projection,
+            equals,
+            cells,
+            metrics,
+            files: FileCache::default(),
+        };
+        for p in &parts {
+            shared.files.expect(p);
+        }
+        Ok(Self { shared: Arc::new(shared), partitions: parts, properties: Arc::new(properties) })
+    }
+
+    /// Number of units (granule x beam) the scan reads.
+    pub fn units(&self) -> usize {
+        self.partitions.iter().map(Vec::len).sum()
+    }
+}
+
+impl DisplayAs for GranuleScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let s = &self.shared;
+        let cols: Vec<&str> = s.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let granules: std::collections::HashSet<&str> =
+            self.partitions.iter().flatten().map(|u| &*u.url).collect();
+        write!(
+            f,
+            "GranuleScanExec: table={}, granules={}, units={}, partitions={}, projection=[{}]",
+            s.options.name,
+            granules.len(),
+            self.units(),
+            self.partitions.len(),
+            cols.join(", ")
+        )?;
+        for (c, v) in &s.equals {
+            write!(f, ", pushed={c}={v}")?;
+        }
+        for c in &s.cells {
+            let m = c.morton().map(|m| format!(" (morton {m})")).unwrap_or_default();
+            write!(
+                f,
+                ", cell=order {} nested {}{m} hashed at order {} ({:?})",
+                c.parent_order, c.parent, c.hash_order, c.mode
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for GranuleScanExec {
+    fn name(&self) -> &str {
+        "GranuleScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let units = self.partitions.get(partition).cloned().unwrap_or_default();
+        let shared = Arc::clone(&self.shared);
+        let prefetch = shared.options.prefetch.max(1);
+        let stream = futures::stream::iter(units)
+            .map(move |unit| {
+                let shared = Arc::clone(&shared);
+                async move { read_unit_guarded(&shared, &unit).await }
+            })
+            .buffered(prefetch)
+            .try_filter_map(|b| async move { Ok(b) })
+            .map_err(datafusion::error::DataFusionError::from);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.shared.schema), stream)))
+    }
+}
+
+/// Read a unit; with `skip_bad_granules`, a granule error is recorded and the unit is
+/// empty. The file cache entry is released either way.
+async fn read_unit_guarded(shared: &Shared, unit: &Unit) -> Result<Option<RecordBatch>, TableError> {
+    let result = read_unit(shared, unit).await;
+    shared.files.done(&unit.url);
+    match result {
+        Err(e @ (TableError::Granule { .. } | TableError::Length { .. })) if shared.options.skip_bad_granules => {
+            let mut bad = shared.metrics.bad_granules.lock();
+            if !bad.iter().any(|(u, _)| u == &*unit.url) {
+                eprintln!("magg: skipping bad granule: {e}");
+                bad.push((unit.url.to_string(), e.to_string()));
+            }
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+async fn open(shared: &Shared, url: &Arc<str>) -> Result<H5File, TableError> {
+    let cell = shared.files.cell(url);
+    let file = cell
+        .get_or_try_init(|| async {
+            let f = H5File::open_url(url, &shared.options.store, &shared.options.read).await;
+            if f.is_ok() {
+                ScanMetrics::add(&shared.metrics.granules_opened, 1);
+            }
+            f
+        })
+        .await
+        .map_err(|source| TableError::Granule { url: url.to_string(), source })?;
+    Ok(file.clone())
+}
+
+/// Runs of `true` in `mask` as row ranges.
+pub(crate) fn runs(mask: &[bool]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &m) in mask.iter().enumerate() {
+        match (m, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(s as u64..i as u64);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(s as u64..mask.len() as u64);
+    }
+    out
+}
+
+fn as_f64(url: &str, a: &ArrayRef) -> Result<Float64Array, TableError> {
+    let c = cast(a, &DataType::Float64).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    Ok(c.as_any().downcast_ref::<Float64Array>().cloned().unwrap_or_else(|| Float64Array::from(Vec::<f64>::new())))
+}
+
+/// Which rows of a beam lie in every cell filter.
+fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Vec<bool> {
+    let n = lat.len();
+    let mut mask = vec![true; n];
+    for c in cells {
+        let shift = 2 * u32::from(c.hash_order - c.parent_order);
+        for (i, m) in mask.iter_mut().enumerate() {
+            if !*m {
+                continue;
+            }
+            let (la, lo) = (lat.value(i), lon.value(i));
+            *m = !lat.is_null(i)
+                && !lon.is_null(i)
+                && la.is_finite()
+                && lo.is_finite()
+                && magg_udfs::healpix::cell(la, lo, c.hash_order, c.mode).is_ok_and(|h| h >> shift == c.parent);
+        }
+    }
+    mask
+}
+
+/// `array == fill` as a boolean mask (NULL where the array is NULL).
+fn fill_mask(url: &str, array: &ArrayRef, fill: &FillValue) -> Result<Option<BooleanArray>, TableError> {
+    let f64_value = match fill {
+        FillValue::Float(v) => *v,
+        FillValue::Int(v) => *v as f64,
+        FillValue::UInt(v) => *v as f64,
+    };
+    let scalar = match fill {
+        FillValue::Int(v) => cast(&(Arc::new(arrow::array::Int64Array::from(vec![*v])) as ArrayRef), array.data_type()),
+        FillValue::UInt(v) => cast(&(Arc::new(UInt64Array::from(vec![*v])) as ArrayRef), array.data_type()),
+        FillValue::Float(_) => cast(&(Arc::new(Float64Array::from(vec![f64_value])) as ArrayRef), array.data_type()),
+    }
+    .map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    if scalar.is_null(0) {
+        // The fill value does not fit the type (e.g. a float fill on an int dataset).
+        return Ok(None);
+    }
+    let mask = cmp::eq(array, &arrow::array::Scalar::new(scalar))
+        .map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    Ok((mask.true_count() > 0).then_some(mask))
+}
+
+async fn read_unit(shared: &Shared, unit: &Unit) -> Result<Option<RecordBatch>, TableError> {
+    let url = &*unit.url;
+    let group = &*unit.group;
+    let opts = &shared.options;
+    let file = open(shared, &unit.url).await?;
+    let granule_err = |source: H5Error| TableError::Granule { url: url.to_owned(), source };
+
+    // An absent beam (the latitude dataset is missing) is empty, not an error: real
+    // granules lack beams that were off or over the ocean.
+    let lat_col = &opts.columns[0];
+    let lon_col = &opts.columns[1];
+    let lat_path = lat_col.path(group);
+    let n_rows = match file.dataset_info(&lat_path).await {
+        Ok(info) => info.shape.first().copied().unwrap_or(0),
+        Err(H5Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(granule_err(e)),
+    };
+    if n_rows == 0 {
+        return Ok(None);
+    }
+
+    // Data columns the output or a pushed filter needs, by index into opts.columns.
+    let n_meta = super::META_COLUMNS.len();
+    let mut needed: Vec<usize> = shared.projection.iter().filter(|&&i| i >= n_meta).map(|&i| i - n_meta).collect();
+    for (c, _) in &shared.equals {
+        if let Some(i) = opts.columns.iter().position(|col| &col.name == c) {
+            if !needed.contains(&i) {
+                needed.push(i);
+            }
+        }
+    }
+
+    // Step 1: with a cell filter, coordinates decide which rows (and so chunks) to read.
+    let mut values: HashMap<usize, ArrayRef> = HashMap::new();
+    let (selection, selected_rows): (RowSelection, Vec<Range<u64>>) = if shared.cells.is_empty() {
+        ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
+        (RowSelection::All, vec![0..n_rows])
+    } else {
+        let coords = file
+            .read_many(&[(lat_path.clone(), RowSelection::All), (lon_col.path(group), RowSelection::All)])
+            .await
+            .map_err(granule_err)?;
+        let lat = as_f64(url, &coords[0])?;
+        let lon = as_f64(url, &coords[1])?;
+        if lon.len() as u64 != n_rows {
+            return Err(TableError::Length {
+                url: url.to_owned(),
+                dataset: lon_col.path(group),
+                got: lon.len() as u64,
+                expected: n_rows,
+                reference: lat_path,
+            });
+        }
+        ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
+        let mask = cell_mask(&lat, &lon, &shared.cells);
+        let ranges = runs(&mask);
+        if ranges.is_empty() {
+            return Ok(None);
+        }
+        // Keep the coordinates of the selected rows if the output wants them.
+        let mask_arr = BooleanArray::from(mask);
+        for (idx, arr) in [(0usize, &coords[0]), (1usize, &coords[1])] {
+            if needed.contains(&idx) {
+                let f = filter(arr.as_ref(), &mask_arr).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+                values.insert(idx, f);
+            }
+        }
+        (RowSelection::Ranges(ranges.clone()), ranges)
+    };
+    let n_selected: u64 = selected_rows.iter().map(|r| r.end - r.start).sum();
+    ScanMetrics::add(&shared.metrics.rows_in_cell, n_selected);
+
+    // Step 2: the other datasets, planned together, only for the selected rows.
+    let to_read: Vec<usize> = needed.iter().copied().filter(|i| !values.contains_key(i)).collect();
+    let requests: Vec<(String, RowSelection)> =
+        to_read.iter().map(|&i| (opts.columns[i].path(group), selection.clone())).collect();
+    let infos = futures::future::try_join_all(requests.iter().map(|(p, _)| file.dataset_info(p)))
+        .await
+        .map_err(granule_err)?;
+    for (info, (path, _)) in infos.iter().zip(&requests) {
+        let len = info.shape.first().copied().unwrap_or(0);
+        if len != n_rows {
+            return Err(TableError::Length {
+                url: url.to_owned(),
+                dataset: path.clone(),
+                got: len,
+                expected: n_rows,
+                reference: lat_path.clone(),
+            });
+        }
+    }
+    let arrays = if requests.is_empty() { Vec::new() } else { file.read_many(&requests).await.map_err(granule_err)? };
+    for ((&i, arr), info) in to_read.iter().zip(arrays).zip(&infos) {
+        let arr = match &info.fill_value {
+            Some(fill) => match fill_mask(url, &arr, fill)? {
+                Some(m) => nullif(arr.as_ref(), &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?,
+                None => arr,
+            },
+            None => arr,
+        };
+        values.insert(i, arr);
+    }
+    // Coordinates read for the cell filter get the same fill treatment.
+    for idx in [0usize, 1] {
+        if let (Some(arr), true) = (values.get(&idx).cloned(), needed.contains(&idx) && !shared.cells.is_empty()) {
+            let info = file.dataset_info(&opts.columns[idx].path(group)).await.map_err(granule_err)?;
+            if let Some(fill) = &info.fill_value {
+                if let Some(m) = fill_mask(url, &arr, fill)? {
+                    let a = nullif(arr.as_ref(), &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+                    values.insert(idx, a);
+                }
+            }
+        }
+    }
+
+    // Step 3: the row mask of pushed equality filters and fill dropping.
+    let n = n_selected as usize;
+    let mut keep = BooleanBufferBuilder::new(n);
+    keep.append_n(n, true);
+    let mut keep = BooleanArray::new(keep.finish(), None);
+    for (c, v) in &shared.equals {
+        let Some(i) = opts.columns.iter().position(|col| &col.name == c) else { continue };
+        let Some(arr) = values.get(&i) else { continue };
+        let wanted = cast(&(Arc::new(arrow::array::Int64Array::from(vec![*v])) as ArrayRef), arr.data_type())
+            .map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+        let eq = if wanted.is_null(0) {
+            BooleanArray::from(vec![false; n])
+        } else {
+            cmp::eq(arr, &arrow::array::Scalar::new(wanted)).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?
+        };
+        keep = arrow::compute::and_kleene(&keep, &eq).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    }
+    if opts.fill == FillHandling::Drop {
+        let mut any_null = BooleanArray::from(vec![false; n]);
+        for &i in &needed {
+            if let Some(arr) = values.get(&i) {
+                if let Some(nulls) = arr.logical_nulls() {
+                    let is_null = BooleanArray::new(!nulls.inner(), None);
+                    any_null = or_kleene(&any_null, &is_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+                }
+            }
+        }
+        let not_null = arrow::compute::not(&any_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+        keep = arrow::compute::and_kleene(&keep, &not_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    }
+    // NULL in the mask (a NULL quality flag) means drop.
+    let keep = arrow::compute::prep_null_mask_filter(&keep);
+    let kept = keep.true_count();
+    ScanMetrics::add(&shared.metrics.rows_kept, kept as u64);
+    if kept == 0 {
+        return Ok(None);
+    }
+    let all_kept = kept == n;
+
+    // Step 4: assemble the projected columns.
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(shared.projection.len());
+    for &p in &shared.projection {
+        let col: ArrayRef = match p {
+            0 => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(name, kept))),
+            1 => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(group, kept))),
+            2 => {
+                let rows = UInt64Array::from_iter_values(selected_rows.iter().flat_map(|r| r.clone()));
+                if all_kept {
+                    Arc::new(rows)
+                } else {
+                    filter(&rows, &keep).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?
+                }
+            }
+            _ => {
+                let arr = values.get(&(p - n_meta)).cloned().ok_or_else(|| TableError::Arrow {
+                    url: url.to_owned(),
+                    source: arrow::error::ArrowError::InvalidArgumentError(format!(
+                        "column {} was not read",
+                        shared.table_schema.field(p).name()
+                    )),
+                })?;
+                let arr = if all_kept {
+                    arr
+                } else {
+                    filter(arr.as_ref(), &keep).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?
+                };
+                let want = shared.table_schema.field(p).data_type();
+                if arr.data_type() == want {
+                    arr
+                } else {
+                    cast(&arr, want).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?
+                }
+            }
+        };
+        columns.push(col);
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::clone(&shared.schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(kept)),
+    )
+    .map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+    Ok(Some(batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_true() {
+        assert_eq!(runs(&[]), Vec::<Range<u64>>::new());
+        assert_eq!(runs(&[false, true, true, false, true]), vec![1..3, 4..5]);
+        assert_eq!(runs(&[true, true]), vec![0..2]);
+    }
+
+    #[test]
+    fn cell_mask_matches_direct_hashing() {
+        let lat = Float64Array::from(vec![Some(-75.5), Some(-75.5), None, Some(f64::NAN), Some(-75.50001)]);
+        let lon = Float64Array::from(vec![Some(123.25), Some(-60.0), Some(0.0), Some(0.0), Some(123.25)]);
+        let c18 = magg_udfs::healpix::cell(-75.5, 123.25, 18, Default::default()).unwrap();
+        let f = CellFilter { hash_order: 18, parent_order: 6, parent: c18 >> 24, mode: Default::default() };
+        assert_eq!(cell_mask(&lat, &lon, &[f]), vec![true, false, false, false, true]);
+    }
+}
