@@ -154,6 +154,14 @@ impl MetaStorage {
             .map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end)
             .collect();
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        if std::env::var_os("MAGG_H5_TRACE").is_some() {
+            // Debugging aid for the I/O plan: which blocks the parser missed, and when.
+            eprintln!(
+                "h5 meta miss: {:?} blocks {:?} ranges {ranges:?}",
+                std::thread::current().id(),
+                mine.iter().map(|m| m.0).collect::<Vec<_>>()
+            );
+        }
         let store = Arc::clone(&self.store);
         let location = self.location.clone();
         let conc = self.max_concurrency;
@@ -169,6 +177,9 @@ impl MetaStorage {
         };
         // Runs only on blocking-pool threads (see the module docs).
         let result = self.handle.block_on(fetch);
+        if std::env::var_os("MAGG_H5_TRACE").is_some() {
+            eprintln!("h5 meta miss done: {:?}", std::thread::current().id());
+        }
         match result {
             Ok(pieces) => {
                 for (r, bytes) in pieces {

@@ -50,7 +50,6 @@ use meta::MetaStorage;
 /// Tuning of the I/O plan. The defaults suit S3 from the same region (first-byte latency
 /// dominates, so fewer, larger requests win) and are fine for local files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ReadOptions {
     /// Metadata cache block size in bytes; also the size of the first read at open.
     pub block_size: usize,
@@ -68,7 +67,7 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         Self {
-            block_size: 64 * 1024,
+            block_size: 32 * 1024,
             max_concurrency: 32,
             coalesce_gap: 16 * 1024,
             decode_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -331,24 +330,18 @@ impl H5File {
         v.pop().ok_or_else(|| H5Error::corrupt(&self.inner.url, path, "read returned no array"))
     }
 
-    /// Read several datasets, planned together: their metadata is resolved in parallel,
-    /// and the chunks of all of them are fetched in one wave and decoded in parallel.
+    /// Read several datasets together. Each request runs as its own pipeline (resolve the
+    /// header, walk the chunk index, fetch the chunks, decode), and all pipelines run
+    /// concurrently: their metadata misses overlap, and a dataset whose metadata is
+    /// resolved early fetches its chunks while others still resolve, so the chunk fetches
+    /// share round trips with metadata instead of waiting for a separate final wave.
     pub async fn read_many(&self, requests: &[(String, RowSelection)]) -> Result<Vec<ArrayRef>, H5Error> {
-        let paths: Vec<String> = requests.iter().map(|(p, _)| norm_path(p)).collect();
-        let mut distinct: Vec<String> = paths.clone();
-        distinct.sort();
-        distinct.dedup();
-        let resolved = futures::future::try_join_all(distinct.iter().map(|p| self.resolve(p))).await?;
-        let by_path: HashMap<&str, Arc<Resolved>> =
-            distinct.iter().map(String::as_str).zip(resolved).collect();
-        let mut plan = Vec::with_capacity(requests.len());
-        for (p, (_, sel)) in paths.iter().zip(requests) {
-            let r = by_path
-                .get(p.as_str())
-                .ok_or_else(|| H5Error::corrupt(&self.inner.url, p, "dataset vanished from plan"))?;
-            plan.push((Arc::clone(r), sel.clone()));
-        }
-        read::read_planned(self, plan).await
+        futures::future::try_join_all(requests.iter().map(|(p, sel)| async move {
+            let r = self.resolve(&norm_path(p)).await?;
+            let mut v = read::read_planned(self, vec![(r, sel.clone())]).await?;
+            v.pop().ok_or_else(|| H5Error::corrupt(&self.inner.url, p, "read returned no array"))
+        }))
+        .await
     }
 
     /// Every group and dataset, depth first, children sorted by name.
