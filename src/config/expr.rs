@@ -64,7 +64,7 @@ pub enum ExprError {
 }
 
 /// A numpy function the translator knows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Func {
     /// The numpy/Python name, without the `np.` prefix.
     name: &'static str,

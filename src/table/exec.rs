@@ -21,7 +21,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -237,7 +237,7 @@ async fn open(shared: &Shared, url: &Arc<str>) -> Result<H5File, TableError> {
     let cell = shared.files.cell(url);
     let file = cell
         .get_or_try_init(|| async {
-            let f = H5File::open_url(url, &shared.options.store, &shared.options.read).await;
+            let f = super::open_granule(&shared.options, url).await;
             if f.is_ok() {
                 ScanMetrics::add(&shared.metrics.granules_opened, 1);
             }

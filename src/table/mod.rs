@@ -20,7 +20,6 @@
 pub mod exec;
 pub mod filter;
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -152,6 +151,10 @@ pub struct GranuleTableOptions {
     pub read: ReadOptions,
     /// Units (granule x beam) read ahead per partition, to overlap I/O with decoding.
     pub prefetch: usize,
+    /// Read every granule through this store instead of resolving its URL (granule URLs
+    /// are then paths inside it). Tests wrap a store to count requests; Lambda can pass a
+    /// store with injected credentials.
+    pub object_store: Option<Arc<dyn object_store::ObjectStore>>,
 }
 
 impl GranuleTableOptions {
@@ -190,6 +193,7 @@ impl GranuleTableOptions {
             store: StoreOptions::default(),
             read: ReadOptions::default(),
             prefetch: 2,
+            object_store: None,
         }
     }
 }
@@ -216,6 +220,17 @@ impl GranuleRef {
                 .and_then(|(n, o)| parent_nested(n, o, common))
                 .is_none_or(|p| p == target)
         })
+    }
+}
+
+/// Open a granule as the options say: through the override store, or by its URL.
+pub(crate) async fn open_granule(options: &GranuleTableOptions, url: &str) -> Result<H5File, H5Error> {
+    match &options.object_store {
+        Some(store) => {
+            let location = object_store::path::Path::from(url.trim_start_matches('/'));
+            H5File::open(Arc::clone(store), location, url, &options.read).await
+        }
+        None => H5File::open_url(url, &options.store, &options.read).await,
     }
 }
 
@@ -316,7 +331,7 @@ impl GranuleTable {
             if types.iter().all(Option::is_some) {
                 break;
             }
-            let file = match H5File::open_url(&g.url, &options.store, &options.read).await {
+            let file = match open_granule(&options, &g.url).await {
                 Ok(f) => f,
                 Err(source) => {
                     if options.skip_bad_granules {
@@ -374,6 +389,31 @@ impl GranuleTable {
         })
     }
 
+    /// A table whose schema is already known (from an earlier [`Self::try_new`] with the
+    /// same options), so no granule is opened before the scan. The job uses it for every
+    /// cell after the first.
+    pub fn with_schema(options: GranuleTableOptions, granules: Vec<GranuleRef>, schema: SchemaRef) -> Self {
+        let int_columns = schema
+            .fields()
+            .iter()
+            .skip(META_COLUMNS.len())
+            .filter(|f| f.data_type().is_integer())
+            .map(|f| f.name().clone())
+            .collect();
+        Self {
+            options: Arc::new(options),
+            granules,
+            schema,
+            int_columns,
+            metrics: Arc::new(ScanMetrics::default()),
+        }
+    }
+
+    /// The table schema.
+    pub fn schema_ref(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
     /// The table's counters (shared by all its scans).
     pub fn metrics(&self) -> Arc<ScanMetrics> {
         Arc::clone(&self.metrics)
@@ -396,10 +436,6 @@ impl GranuleTable {
 
 #[async_trait]
 impl TableProvider for GranuleTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
