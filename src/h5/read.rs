@@ -306,7 +306,7 @@ pub(crate) async fn read_planned(
 /// Walk a chunk index (sync, through the metadata cache), restricted to chunk indices
 /// `bounds` (inclusive) when given.
 #[allow(clippy::too_many_arguments)]
-fn collect_entries(
+pub(crate) fn collect_entries(
     parser: &hdf5_reader::Hdf5File,
     address: u64,
     dims: &[u32],
