@@ -45,7 +45,6 @@ pub(crate) struct MetaStorage {
     /// turned back into a typed [`H5Error::Io`](super::H5Error).
     io_error: Mutex<Option<object_store::Error>>,
     fetched_bytes: AtomicU64,
-    fetches: AtomicU64,
 }
 
 impl MetaStorage {
@@ -67,7 +66,6 @@ impl MetaStorage {
             blocks: Mutex::new(HashMap::new()),
             io_error: Mutex::new(None),
             fetched_bytes: AtomicU64::new(0),
-            fetches: AtomicU64::new(0),
         }
     }
 
@@ -100,11 +98,6 @@ impl MetaStorage {
     /// Bytes fetched for metadata so far (including the open prefix).
     pub(crate) fn fetched_bytes(&self) -> u64 {
         self.fetched_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Number of metadata fetch batches after open (each one a round trip).
-    pub(crate) fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     fn block_range(&self, b: u64) -> Range<u64> {
@@ -153,7 +146,6 @@ impl MetaStorage {
             .iter()
             .map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end)
             .collect();
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         if std::env::var_os("MAGG_H5_TRACE").is_some() {
             // Debugging aid for the I/O plan: which blocks the parser missed, and when.
             eprintln!(
