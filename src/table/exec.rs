@@ -33,13 +33,15 @@ use tokio::sync::OnceCell;
 use super::{CellFilter, FillHandling, GranuleTableOptions, ScanMetrics, TableError};
 use crate::h5::{FillValue, H5Error, H5File, RowSelection};
 
-/// One unit of work: a beam of a granule.
+/// One unit of work: beams of a granule. Normally one beam; with `skip_bad_granules` all
+/// beams of the granule, so a granule that fails in any beam contributes no row at all
+/// (its other beams' batches are held back until every beam has been read).
 #[derive(Debug, Clone)]
 pub struct Unit {
     /// Granule URL.
     pub url: Arc<str>,
-    /// Group (beam).
-    pub group: Arc<str>,
+    /// Groups (beams).
+    pub groups: Vec<Arc<str>>,
 }
 
 /// Opened granules shared between the units of one scan, dropped after their last unit.
@@ -209,7 +211,8 @@ impl ExecutionPlan for GranuleScanExec {
                 async move { read_unit_guarded(&shared, &unit).await }
             })
             .buffered(prefetch)
-            .try_filter_map(|b| async move { Ok(b) })
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok::<RecordBatch, TableError>)))
+            .try_flatten()
             .map_err(datafusion::error::DataFusionError::from);
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.shared.schema), stream)))
     }
@@ -217,8 +220,22 @@ impl ExecutionPlan for GranuleScanExec {
 
 /// Read a unit; with `skip_bad_granules`, a granule error is recorded and the unit is
 /// empty. The file cache entry is released either way.
-async fn read_unit_guarded(shared: &Shared, unit: &Unit) -> Result<Option<RecordBatch>, TableError> {
-    let result = read_unit(shared, unit).await;
+async fn read_unit_guarded(shared: &Shared, unit: &Unit) -> Result<Vec<RecordBatch>, TableError> {
+    let mut result = Ok(Vec::new());
+    for group in &unit.groups {
+        match read_beam(shared, &unit.url, group).await {
+            Ok(Some(b)) => {
+                if let Ok(v) = &mut result {
+                    v.push(b);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
     shared.files.done(&unit.url);
     match result {
         Err(e @ (TableError::Granule { .. } | TableError::Length { .. })) if shared.options.skip_bad_granules => {
@@ -227,7 +244,7 @@ async fn read_unit_guarded(shared: &Shared, unit: &Unit) -> Result<Option<Record
                 eprintln!("magg: skipping bad granule: {e}");
                 bad.push((unit.url.to_string(), e.to_string()));
             }
-            Ok(None)
+            Ok(Vec::new())
         }
         other => other,
     }
@@ -316,11 +333,10 @@ fn fill_mask(url: &str, array: &ArrayRef, fill: &FillValue) -> Result<Option<Boo
     Ok((mask.true_count() > 0).then_some(mask))
 }
 
-async fn read_unit(shared: &Shared, unit: &Unit) -> Result<Option<RecordBatch>, TableError> {
-    let url = &*unit.url;
-    let group = &*unit.group;
+async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<Option<RecordBatch>, TableError> {
+    let url = &**url_arc;
     let opts = &shared.options;
-    let file = open(shared, &unit.url).await?;
+    let file = open(shared, url_arc).await?;
     let granule_err = |source: H5Error| TableError::Granule { url: url.to_owned(), source };
 
     // An absent beam (the latitude dataset is missing) is empty, not an error: real
@@ -462,7 +478,7 @@ async fn read_unit(shared: &Shared, unit: &Unit) -> Result<Option<RecordBatch>, 
         keep = arrow::compute::and_kleene(&keep, &not_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
     }
     // NULL in the mask (a NULL quality flag) means drop.
-    let keep = arrow::compute::prep_null_mask_filter(&keep);
+    let keep = if keep.null_count() > 0 { arrow::compute::prep_null_mask_filter(&keep) } else { keep };
     let kept = keep.true_count();
     ScanMetrics::add(&shared.metrics.rows_kept, kept as u64);
     if kept == 0 {

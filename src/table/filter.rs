@@ -191,6 +191,7 @@ pub fn recognise(expr: &Expr, lat: &str, lon: &str, int_columns: &[String]) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::execution::FunctionRegistry;
     use datafusion::prelude::*;
 
     fn ctx() -> SessionContext {

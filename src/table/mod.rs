@@ -491,8 +491,12 @@ impl TableProvider for GranuleTable {
                 }
                 continue;
             }
-            for group in &self.options.groups {
-                units.push(exec::Unit { url: Arc::from(g.url.as_str()), group: Arc::from(group.as_str()) });
+            let url: Arc<str> = Arc::from(g.url.as_str());
+            let groups: Vec<Arc<str>> = self.options.groups.iter().map(|g| Arc::from(g.as_str())).collect();
+            if self.options.skip_bad_granules {
+                units.push(exec::Unit { url, groups });
+            } else {
+                units.extend(groups.into_iter().map(|group| exec::Unit { url: Arc::clone(&url), groups: vec![group] }));
             }
         }
         let partitions = state.config().target_partitions().max(1);
