@@ -62,6 +62,16 @@ pub enum SinkError {
         /// The store.
         url: String,
     },
+    /// `--overwrite` was asked for a prefix that holds objects but no Zarr store.
+    #[error(
+        "refusing to overwrite {url}: it holds {objects} objects but no zarr.json at its root, so it is not a zarr store; pick an empty or zarr location"
+    )]
+    NotAStore {
+        /// The location.
+        url: String,
+        /// Objects found under it.
+        objects: usize,
+    },
     /// No template at the store (workers need the orchestrator to create it first).
     #[error("store {url} has no magg template (no <order>/zarr.json with a magg block); create it first")]
     TemplateMissing {
@@ -513,6 +523,14 @@ impl ZarrSink {
         if !existing.is_empty() {
             if !overwrite {
                 return Err(SinkError::Exists { url: url.to_owned() });
+            }
+            // --overwrite deletes everything under the prefix; make sure that is a Zarr
+            // store and not, say, a bucket root or a home directory given by mistake.
+            if !existing.iter().any(|p| p.as_ref() == "zarr.json") {
+                return Err(SinkError::NotAStore {
+                    url: url.to_owned(),
+                    objects: existing.len(),
+                });
             }
             let stream = futures::stream::iter(existing.into_iter().map(Ok)).boxed();
             root.delete_stream(stream)

@@ -341,6 +341,18 @@ async fn existing_store_needs_overwrite() {
     other.write_cell(ps[0], &cells, &cols).await.expect("write");
     ZarrSink::create(Arc::clone(&store), Path::from("out.zarr"), URL, &t, true).await.expect("overwrite");
     assert!(other.cell_complete(ps[0]).await.expect("check"));
+    // Overwrite never deletes a location that is not a zarr store.
+    store
+        .put(&Path::from("notes/readme.txt"), bytes::Bytes::from_static(b"keep me").into())
+        .await
+        .expect("put");
+    let err = ZarrSink::create(Arc::clone(&store), Path::from("notes"), "memory://notes", &t, true)
+        .await
+        .expect_err("not a store");
+    assert!(matches!(err, SinkError::NotAStore { objects: 1, .. }), "{err}");
+    assert!(err.to_string().contains("memory://notes"), "{err}");
+    let kept = store.get(&Path::from("notes/readme.txt")).await.expect("kept").bytes().await.expect("bytes");
+    assert_eq!(&kept[..], b"keep me");
 }
 
 #[tokio::test]
