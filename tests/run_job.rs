@@ -58,6 +58,7 @@ async fn store_equals_the_reference_algorithm() {
         &[store.to_str().unwrap(), out.catalog_path.to_str().unwrap()],
     ))
     .unwrap();
+    eprintln!("reference check: {report}");
     assert_eq!(report["count_mismatches"], 0, "{report}");
     assert_eq!(report["coord_mismatches"], 0, "{report}");
     assert_eq!(report["fill_mismatches"], 0, "{report}");

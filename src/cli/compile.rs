@@ -14,6 +14,7 @@ use magg::table::CellFilter;
 ///   magg compile configs/atl06.yaml
 ///   magg compile configs/atl06.yaml --cell -4211322
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct CompileArgs {
     /// Pipeline config YAML (or `atl06` for the built-in one).
     config: String,

@@ -23,6 +23,7 @@ use magg::synth::{SynthOptions, generate};
 ///   magg demo
 ///   magg demo --out /tmp/magg-demo --granules 20 --seed 7
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct DemoArgs {
     /// Working directory for granules, catalog and store.
     #[arg(long, default_value = "magg-demo")]

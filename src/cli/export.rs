@@ -20,6 +20,7 @@ use magg::table::{CellFilter, GranuleTable, GranuleTableOptions};
 ///   magg export --catalog catalog.json --cell -4211322 --output points/
 ///   magg export --catalog catalog.json --output points/ --max-cells 3
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ExportArgs {
     /// Granule catalog JSON.
     #[arg(long)]

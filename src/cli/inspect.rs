@@ -18,6 +18,7 @@ use magg::store::StoreOptions;
 ///
 ///   magg inspect s3://bucket/ATL06.h5 --dataset /gt1l/land_ice_segments/h_li --rows 0:10
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct InspectArgs {
     /// Granule to inspect: a local path, file://, s3://bucket/key or https:// URL.
     pub(crate) url: String,

@@ -19,27 +19,29 @@ mod synth;
 ///
 /// Start with `magg demo`, which runs the whole pipeline on synthetic data.
 #[derive(Debug, Parser)]
-#[command(name = "magg", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "magg",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Start with `magg demo`: the whole pipeline on synthetic data, no credentials, no network.\nEvery subcommand has --help with examples."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+// No doc comments on the variants: clap then takes each subcommand's about and long
+// help (with its examples) from the doc comment of its Args struct.
 enum Command {
-    /// Aggregate granules into a HEALPix Zarr store, one chunk per catalog cell.
     Run(run::RunArgs),
-    /// Run the whole pipeline on synthetic data (no credentials, no network).
     Demo(demo::DemoArgs),
-    /// Run SQL over granules (or without a table), print or write the result.
     Sql(sql::SqlArgs),
-    /// Export the filtered, cell-tagged points of parent cells as Parquet.
     Export(export::ExportArgs),
-    /// Print the SQL a pipeline config compiles to.
     Compile(compile::CompileArgs),
-    /// Write synthetic ATL06-like granules and a catalog of the cells they cross.
     Synth(synth::SynthArgs),
-    /// Show the groups and datasets of an HDF5 granule, or the values of one dataset.
     Inspect(inspect::InspectArgs),
 }
 

@@ -22,6 +22,7 @@ use magg::store::StoreOptions;
 ///   magg run --catalog catalog.json --store out.zarr --resume --report report.json
 ///   magg run --catalog catalog.json --dry-run
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct RunArgs {
     /// Pipeline config YAML, or `atl06` for the built-in ATL06 config.
     #[arg(long, default_value = "atl06")]

@@ -46,6 +46,7 @@ pub(crate) enum Format {
 ///       "SELECT granule, avg(h_li) FROM atl06 WHERE atl06_quality_summary = 0 GROUP BY granule"
 ///   magg sql --files g.h5 --var dem_h=/{group}/land_ice_segments/dem/dem_h "SELECT avg(h_li - dem_h) FROM atl06"
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct SqlArgs {
     /// The SQL query. Without it, an interactive prompt opens.
     query: Option<String>,

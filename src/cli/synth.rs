@@ -19,6 +19,7 @@ use magg::synth::{GranuleWritten, Region, SynthOptions};
 ///
 ///   magg synth --out data/synth --granules 100 --seed 1 --through -75,-100
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 #[command(after_help = "Examples:\n  \
     magg synth --out data/synth --granules 100 --seed 1 --through -75,-100\n      \
     the benchmark set: 100 granules of 6 x 60000 segments crossing the order-6 cell of (-75, -100)\n  \
