@@ -183,6 +183,7 @@ pub struct CellJob {
     read: ReadOptions,
     partitions: usize,
     schema: Arc<parking_lot::Mutex<Option<SchemaRef>>>,
+    coord_index: Arc<crate::table::CoordinateIndex>,
 }
 
 impl CellJob {
@@ -195,6 +196,7 @@ impl CellJob {
             read,
             partitions: partitions.max(1),
             schema: Arc::new(parking_lot::Mutex::new(None)),
+            coord_index: Arc::default(),
         })
     }
 
@@ -211,6 +213,7 @@ impl CellJob {
         let mut options = GranuleTableOptions::from_config(&self.pipeline, &[]);
         options.store = self.store.clone();
         options.read = self.read.clone();
+        options.coord_index = Some(Arc::clone(&self.coord_index));
         let granules: Vec<GranuleRef> = cell.granules.iter().map(|u| GranuleRef { url: u.clone(), cells: None }).collect();
         let known = self.schema.lock().clone();
         let table = match known {

@@ -311,6 +311,22 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
     mask
 }
 
+/// Every point's cell at `order` (`u64::MAX` where the coordinates are NULL, not finite
+/// or out of range), the one hashing pass a cell-filtered scan makes.
+fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
+    let (la, lo) = (lat.values(), lon.values());
+    let valid = |i: usize| lat.is_valid(i) && lon.is_valid(i);
+    (0..lat.len())
+        .map(|i| {
+            if valid(i) && la[i].is_finite() && lo[i].is_finite() {
+                magg_udfs::healpix::cell(la[i], lo[i], order, mode).unwrap_or(u64::MAX)
+            } else {
+                u64::MAX
+            }
+        })
+        .collect()
+}
+
 /// `array == fill` as a boolean mask (NULL where the array is NULL).
 fn fill_mask(url: &str, array: &ArrayRef, fill: &FillValue) -> Result<Option<BooleanArray>, TableError> {
     let f64_value = match fill {
@@ -370,24 +386,53 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
         (RowSelection::All, vec![0..n_rows])
     } else {
+        // Rows worth decoding: every row, or only the chunks the run's coordinate index
+        // says reach the cell (none: the beam is done without reading anything).
+        let group_arc: Arc<str> = Arc::from(group);
+        let index = opts.coord_index.as_ref().filter(|_| shared.cells.len() == 1);
+        let known = index.and_then(|ix| ix.chunks_touching(url_arc, &group_arc, &shared.cells[0]));
+        let scan: Vec<Range<u64>> = known.clone().unwrap_or_else(|| vec![0..n_rows]);
+        if scan.is_empty() {
+            return Ok(None);
+        }
+        let sel = if known.is_none() { RowSelection::All } else { RowSelection::Ranges(scan.clone()) };
         let coords = file
-            .read_many(&[(lat_path.clone(), RowSelection::All), (lon_col.path(group), RowSelection::All)])
+            .read_many(&[(lat_path.clone(), sel.clone()), (lon_col.path(group), sel)])
             .await
             .map_err(granule_err)?;
         let lat = as_f64(url, &coords[0])?;
         let lon = as_f64(url, &coords[1])?;
-        if lon.len() as u64 != n_rows {
+        let expected: u64 = scan.iter().map(|r| r.end - r.start).sum();
+        if lon.len() as u64 != expected || lat.len() as u64 != expected {
             return Err(TableError::Length {
                 url: url.to_owned(),
                 dataset: lon_col.path(group),
                 got: lon.len() as u64,
-                expected: n_rows,
+                expected,
                 reference: lat_path,
             });
         }
-        ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
-        let mask = cell_mask(&lat, &lon, &shared.cells);
-        let ranges = runs(&mask);
+        ScanMetrics::add(&shared.metrics.rows_scanned, expected);
+        let mask = if shared.cells.len() == 1 {
+            let c = &shared.cells[0];
+            let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
+            if let (Some(ix), None) = (index, &known) {
+                let lat_info = file.dataset_info(&lat_path).await.map_err(granule_err)?;
+                ix.insert(url_arc, &group_arc, c, &lat_info.chunk_row_ranges(), &hashes);
+            }
+            let shift = 2 * u32::from(c.hash_order - c.parent_order);
+            hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+        } else {
+            cell_mask(&lat, &lon, &shared.cells)
+        };
+        // Runs of the mask, per scanned range, as absolute rows.
+        let mut ranges = Vec::new();
+        let mut offset = 0usize;
+        for r in &scan {
+            let len = (r.end - r.start) as usize;
+            ranges.extend(runs(&mask[offset..offset + len]).into_iter().map(|x| x.start + r.start..x.end + r.start));
+            offset += len;
+        }
         if ranges.is_empty() {
             return Ok(None);
         }
