@@ -2,78 +2,23 @@
 //! template, chunks, resume detection, consolidation and overwrite against moto_server
 //! (from the test venv) on 127.0.0.1.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, UInt64Array};
 use arrow::datatypes::DataType;
 use magg::sink::{Codec, SinkError, StoreLayout, StoreTemplate, VariableSpec, ZarrSink};
-use magg::store::StoreOptions;
 use magg_udfs::healpix::LatitudeMode;
 use object_store::ObjectStore;
 use serde_json::{Map, Value};
 use zarrs_object_store::AsyncObjectStore;
 
-const MOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-
-/// Kills the server when the test ends, pass or fail.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> (Server, String) {
-    assert!(
-        std::path::Path::new(MOTO).exists(),
-        "{MOTO} is missing: run `bash scripts/setup-venv.sh` (tests/python/requirements.txt has moto[server])"
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(MOTO)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let server = Server(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (server, format!("http://127.0.0.1:{port}"))
-}
-
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let script = format!(
-        "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
-         aws_access_key_id='testing', aws_secret_access_key='testing')\ns3.create_bucket(Bucket='{bucket}')\n"
-    );
-    let out = Command::new(PYTHON).arg("-c").arg(script).output().expect("run python");
-    assert!(out.status.success(), "create bucket failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_round_trip_on_s3() {
-    let (_server, endpoint) = start_moto();
-    create_bucket(&endpoint, "out");
-    let opts = StoreOptions {
-        endpoint: Some(endpoint.clone()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        allow_http: true,
-        ..StoreOptions::none()
-    };
+    let s3 = common::Moto::start();
+    s3.create_bucket("out");
+    let opts = s3.store_options();
     let url = "s3://out/runs/antarctica.zarr";
     let (store, prefix) = magg::store::resolve(url, &opts).expect("resolve s3 url");
     let parents: Vec<i64> = [(-75.0, -100.0), (-80.0, 30.0)]
