@@ -113,3 +113,37 @@ fn demo_runs_end_to_end() {
     assert!(work.join("demo.zarr").join("zarr.json").exists());
     assert!(work.join("granules").join("catalog.json").exists());
 }
+
+#[test]
+fn sql_over_files_with_extra_var_json_and_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::synth(&dir.path().join("g"), 1, 1500, 23);
+    let pattern = format!("{}/ATL06_*.h5", dir.path().join("g").display());
+    // --var exposes another dataset; JSON lines output.
+    let (code, text, err) = common::magg_output(&[
+        "sql", "--files", &pattern, "--var", "dem_h=/{group}/land_ice_segments/dem/dem_h", "--format", "json",
+        "SELECT beam, count(dem_h) AS n FROM atl06 WHERE beam = 'gt1l' GROUP BY beam",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(text.trim(), r#"{"beam":"gt1l","n":1500}"#);
+    assert_eq!(out.granules.len(), 1);
+
+    // Without a query: a prompt reading statements from standard input.
+    use std::io::Write as _;
+    let mut child = common::magg()
+        .args(["sql", "--files", &pattern, "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n\n  FROM atl06;\nSELECT 1 + 1 AS two;\n\\q\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "n\n9000\ntwo\n2\n");
+}
