@@ -1,0 +1,552 @@
+//! HEALPix NESTED cells of latitude/longitude points.
+//!
+//! # Scheme
+//!
+//! HEALPix (Górski et al. 2005, <https://healpix.sourceforge.io>) splits the sphere into 12
+//! base cells and each cell into 4 children per order, so order `k` has `12 * 4^k` cells of
+//! equal area. Ids are in the **NESTED** scheme: the id of a cell at order `k` is
+//! `base * 4^k + sub`, its parent at order `k - 1` is `id >> 2`, and the children of `p`
+//! at order `k + d` are `p << 2d ..= ((p + 1) << 2d) - 1`. Orders `0..=29` are supported
+//! (29 is the finest a 64-bit id can hold; order 12 cells are about 1.7 km across,
+//! order 18 about 24 m, order 29 about 1.2 cm).
+//!
+//! # Coordinates
+//!
+//! Latitude and longitude are degrees. Latitude must be in `-90..=90` (else an error);
+//! longitude may be any finite value and is wrapped (`-180`, `180` and `540` are the same
+//! meridian). Cell centres come back with longitude in `[-180, 180)`.
+//!
+//! # Latitude modes
+//!
+//! [`LatitudeMode::Sphere`] (the default) hashes the geodetic latitude as if it were a
+//! latitude on the HEALPix sphere, exactly as the reference (Python magg, via healpy and
+//! mortie) does. [`LatitudeMode::Authalic`] first converts the geodetic latitude to the
+//! WGS84 authalic latitude ([`authalic_latitude`]), which makes cells equal-area on the
+//! ellipsoid the output's DGGS block declares. The two assign a point up to 0.1283 degrees
+//! (14.3 km) apart in latitude, at 45 degrees; identical at the equator and the poles.
+//!
+//! # Compatibility
+//!
+//! The hash is bit-for-bit healpy's `ang2pix(2**order, lon, lat, nest=True, lonlat=True)`
+//! and the centres are healpy's `pix2ang(..., nest=True, lonlat=True)` (see
+//! `kernel.rs`), checked against golden vectors of thousands of points at every order,
+//! including the poles, the antimeridian and points exactly on cell corners. On such
+//! boundary points `cdshealpix` and mortie 0.6 (which uses the `healpix` 0.3 Rust crate)
+//! may choose a neighbouring cell; away from boundaries all of them agree, except that
+//! mortie differs from healpy for about 3.5 in a million random points at order 18.
+//!
+//! # SQL
+//!
+//! `healpix_cell`, `healpix_parent`, `healpix_children_first`, `healpix_children_last`,
+//! `healpix_center_lat`, `healpix_center_lon`; see [`register`] and docs/udfs.md.
+
+use std::f64::consts::FRAC_PI_2;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::Array;
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type};
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+use crate::UdfError;
+use crate::error::check_order;
+use crate::sql::{Arg, all_null, finish, map3};
+
+pub mod authalic;
+mod healpix_cell;
+mod healpix_center_lat;
+mod healpix_center_lon;
+mod healpix_children_first;
+mod healpix_children_last;
+mod healpix_parent;
+mod kernel;
+
+pub use authalic::{authalic_latitude, authalic_radius, geodetic_latitude};
+pub use healpix_cell::HealpixCell;
+pub(crate) use healpix_cell::POINT_SIGNATURE;
+pub use healpix_center_lat::HealpixCenterLat;
+pub use healpix_center_lon::HealpixCenterLon;
+pub use healpix_children_first::HealpixChildrenFirst;
+pub use healpix_children_last::HealpixChildrenLast;
+pub use healpix_parent::HealpixParent;
+
+/// Finest order a 64-bit NESTED id supports.
+pub const MAX_ORDER: u8 = kernel::MAX_ORDER;
+
+/// Which latitude is hashed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LatitudeMode {
+    /// The geodetic latitude is used as a latitude on the HEALPix sphere, as the reference
+    /// does (default).
+    #[default]
+    Sphere,
+    /// The geodetic latitude is converted to the WGS84 authalic latitude first, making
+    /// cells equal-area on the ellipsoid.
+    Authalic,
+}
+
+impl LatitudeMode {
+    /// The SQL spelling: `sphere` or `authalic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatitudeMode::Sphere => "sphere",
+            LatitudeMode::Authalic => "authalic",
+        }
+    }
+
+    /// Parses `sphere` / `authalic` (ASCII case-insensitive) for SQL function `function`.
+    pub(crate) fn parse_for(function: &'static str, text: &str) -> Result<Self, UdfError> {
+        if text.eq_ignore_ascii_case("sphere") {
+            Ok(LatitudeMode::Sphere)
+        } else if text.eq_ignore_ascii_case("authalic") {
+            Ok(LatitudeMode::Authalic)
+        } else {
+            Err(UdfError::InvalidArgument {
+                function,
+                argument: "mode",
+                value: format!("'{text}'"),
+                expected: "a constant 'sphere' (default) or 'authalic'".to_string(),
+            })
+        }
+    }
+}
+
+impl FromStr for LatitudeMode {
+    type Err = UdfError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_for("latitude_mode", s)
+    }
+}
+
+impl fmt::Display for LatitudeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Number of cells at `order` (`12 * 4^order`); `order <= 29`.
+pub const fn n_cells(order: u8) -> u64 {
+    12_u64 << (2 * order as u32)
+}
+
+pub(crate) const CELL: &str = "healpix_cell";
+pub(crate) const PARENT: &str = "healpix_parent";
+pub(crate) const CHILDREN_FIRST: &str = "healpix_children_first";
+pub(crate) const CHILDREN_LAST: &str = "healpix_children_last";
+pub(crate) const CENTER_LAT: &str = "healpix_center_lat";
+pub(crate) const CENTER_LON: &str = "healpix_center_lon";
+
+#[inline(always)]
+pub(crate) fn check_lat_lon(function: &'static str, lat: f64, lon: f64) -> Result<(), UdfError> {
+    // `!(x <= 90)` also rejects NaN.
+    if !(lat.abs() <= 90.0) {
+        return Err(UdfError::LatitudeOutOfRange {
+            function,
+            argument: "lat",
+            value: lat,
+        });
+    }
+    if !lon.is_finite() {
+        return Err(UdfError::LongitudeNotFinite {
+            function,
+            argument: "lon",
+            value: lon,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_cell(
+    function: &'static str,
+    argument: &'static str,
+    cell: u64,
+    order: u8,
+) -> Result<(), UdfError> {
+    if cell >= n_cells(order) {
+        return Err(UdfError::CellOutOfRange {
+            function,
+            argument,
+            value: cell,
+            order,
+            n_cells: n_cells(order),
+        });
+    }
+    Ok(())
+}
+
+/// The hash of a validated point.
+#[inline(always)]
+fn hash(lat: f64, lon: f64, order: u8, mode: LatitudeMode) -> u64 {
+    match mode {
+        LatitudeMode::Sphere => kernel::lonlat2nest(u32::from(order), lat, lon),
+        LatitudeMode::Authalic => {
+            let beta = authalic::authalic_from_geodetic_rad(lat.to_radians());
+            kernel::ang2nest(u32::from(order), FRAC_PI_2 - beta, lon.to_radians())
+        }
+    }
+}
+
+/// [`cell`] reporting errors as `function`; the order is already checked.
+#[inline(always)]
+pub(crate) fn cell_in(
+    function: &'static str,
+    lat: f64,
+    lon: f64,
+    order: u8,
+    mode: LatitudeMode,
+) -> Result<u64, UdfError> {
+    check_lat_lon(function, lat, lon)?;
+    Ok(hash(lat, lon, order, mode))
+}
+
+/// [`cells_into`] reporting errors as `function`; the order is already checked.
+pub(crate) fn cells_in(
+    function: &'static str,
+    lat: &[f64],
+    lon: &[f64],
+    order: u8,
+    mode: LatitudeMode,
+    out: &mut Vec<u64>,
+) -> Result<(), UdfError> {
+    check_lengths(function, lat, lon)?;
+    // Validate in a separate, branch-light pass so the hashing loop has no early exits.
+    let bad = lat
+        .iter()
+        .zip(lon)
+        .any(|(la, lo)| !(la.abs() <= 90.0) | !lo.is_finite());
+    if bad {
+        for (&la, &lo) in lat.iter().zip(lon) {
+            check_lat_lon(function, la, lo)?;
+        }
+    }
+    out.reserve(lat.len());
+    match mode {
+        LatitudeMode::Sphere => out.extend(
+            lat.iter()
+                .zip(lon)
+                .map(|(&la, &lo)| kernel::lonlat2nest(u32::from(order), la, lo)),
+        ),
+        LatitudeMode::Authalic => {
+            out.extend(
+                lat.iter()
+                    .zip(lon)
+                    .map(|(&la, &lo)| hash(la, lo, order, mode)),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_lengths(
+    function: &'static str,
+    lat: &[f64],
+    lon: &[f64],
+) -> Result<(), UdfError> {
+    if lat.len() != lon.len() {
+        return Err(UdfError::InvalidArgument {
+            function,
+            argument: "lon",
+            value: format!("{} values", lon.len()),
+            expected: format!("as many values as lat ({})", lat.len()),
+        });
+    }
+    Ok(())
+}
+
+/// NESTED id at `order` (0-29) of the point (`lat_deg`, `lon_deg`).
+///
+/// ```
+/// use magg_udfs::healpix::{self, LatitudeMode};
+/// let c = healpix::cell(-75.0, 100.0, 6, LatitudeMode::Sphere).unwrap();
+/// assert_eq!(c, 37388); // healpy.ang2pix(64, 100.0, -75.0, nest=True, lonlat=True)
+/// assert_eq!(healpix::parent(c, 6, 0).unwrap(), 9); // base cell 9, southern cap
+/// ```
+pub fn cell(lat_deg: f64, lon_deg: f64, order: u8, mode: LatitudeMode) -> Result<u64, UdfError> {
+    let order = check_order(CELL, "order", i64::from(order), 0, MAX_ORDER)?;
+    cell_in(CELL, lat_deg, lon_deg, order, mode)
+}
+
+/// Vectorised [`cell`]: appends the id of every point to `out`. Fails (leaving `out` as it
+/// was) on the first bad latitude or longitude, or if the slices differ in length.
+pub fn cells_into(
+    lat: &[f64],
+    lon: &[f64],
+    order: u8,
+    mode: LatitudeMode,
+    out: &mut Vec<u64>,
+) -> Result<(), UdfError> {
+    let order = check_order(CELL, "order", i64::from(order), 0, MAX_ORDER)?;
+    cells_in(CELL, lat, lon, order, mode, out)
+}
+
+pub(crate) fn parent_in(
+    function: &'static str,
+    cell: u64,
+    from: i64,
+    to: i64,
+) -> Result<u64, UdfError> {
+    let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
+    let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
+    check_cell(function, "cell", cell, from)?;
+    if to > from {
+        return Err(UdfError::InvalidArgument {
+            function,
+            argument: "to_order",
+            value: to.to_string(),
+            expected: format!("an order no finer than from_order ({from})"),
+        });
+    }
+    Ok(cell >> (2 * u32::from(from - to)))
+}
+
+/// The ancestor at `to_order` of `cell` (at `from_order`); `to_order <= from_order`.
+pub fn parent(cell: u64, from_order: u8, to_order: u8) -> Result<u64, UdfError> {
+    parent_in(PARENT, cell, from_order.into(), to_order.into())
+}
+
+pub(crate) fn children_in(
+    function: &'static str,
+    cell: u64,
+    from: i64,
+    to: i64,
+) -> Result<(u64, u64), UdfError> {
+    let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
+    let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
+    check_cell(function, "cell", cell, from)?;
+    if to < from {
+        return Err(UdfError::InvalidArgument {
+            function,
+            argument: "to_order",
+            value: to.to_string(),
+            expected: format!("an order no coarser than from_order ({from})"),
+        });
+    }
+    let shift = 2 * u32::from(to - from);
+    Ok((cell << shift, ((cell + 1) << shift) - 1))
+}
+
+/// First and last descendant (inclusive) at `to_order` of `cell` (at `from_order`);
+/// `to_order >= from_order`. The descendants are exactly the ids in between.
+pub fn children_range(cell: u64, from_order: u8, to_order: u8) -> Result<(u64, u64), UdfError> {
+    children_in(
+        "healpix_children_range",
+        cell,
+        from_order.into(),
+        to_order.into(),
+    )
+}
+
+pub(crate) fn center_in(
+    function: &'static str,
+    cell: u64,
+    order: i64,
+    mode: LatitudeMode,
+) -> Result<(f64, f64), UdfError> {
+    let order = check_order(function, "order", order, 0, MAX_ORDER)?;
+    check_cell(function, "cell", cell, order)?;
+    let (lat, lon) = kernel::nest2lonlat(u32::from(order), cell);
+    let lat = match mode {
+        LatitudeMode::Sphere => lat,
+        LatitudeMode::Authalic => geodetic_latitude(lat),
+    };
+    Ok((lat, lon))
+}
+
+/// Centre of `cell` at `order` as (latitude, longitude) in degrees, longitude in
+/// `[-180, 180)`; healpy's `pix2ang(..., nest=True, lonlat=True)` bit for bit.
+pub fn center(cell: u64, order: u8) -> Result<(f64, f64), UdfError> {
+    center_in("healpix_center", cell, order.into(), LatitudeMode::Sphere)
+}
+
+/// [`center`] for cells assigned with `mode`: with [`LatitudeMode::Authalic`] the centre's
+/// latitude is converted back from authalic to geodetic.
+pub fn center_with_mode(cell: u64, order: u8, mode: LatitudeMode) -> Result<(f64, f64), UdfError> {
+    center_in("healpix_center", cell, order.into(), mode)
+}
+
+/// Evaluates a point function (`healpix_cell`, `morton`): arguments `lat`, `lon`,
+/// `order`. Columns of lat/lon with a constant order go through `batch` (the vectorised
+/// kernel); every other shape through `one`, row by row.
+pub(crate) fn invoke_points<O: ArrowPrimitiveType>(
+    function: &'static str,
+    args: &[ColumnarValue],
+    n: usize,
+    (min_order, max_order): (u8, u8),
+    batch: impl Fn(&[f64], &[f64], u8, &mut Vec<O::Native>) -> Result<(), UdfError>,
+    one: impl Fn(f64, f64, u8) -> Result<O::Native, UdfError>,
+) -> Result<ColumnarValue> {
+    let [lat, lon, order] = &args[..3] else {
+        unreachable!("the signature has at least three arguments")
+    };
+    if let (ColumnarValue::Array(_), ColumnarValue::Array(_), ColumnarValue::Scalar(_)) =
+        (lat, lon, order)
+    {
+        let (Arg::Array(la), Arg::Array(lo)) =
+            (Arg::<Float64Type>::new(lat)?, Arg::<Float64Type>::new(lon)?)
+        else {
+            unreachable!("arrays stay arrays")
+        };
+        let Arg::Scalar(Some(o)) = Arg::<Int64Type>::new(order)? else {
+            return all_null::<O>(n, false);
+        };
+        let o = check_order(function, "order", o, min_order, max_order)?;
+        let nulls = NullBuffer::union(la.nulls(), lo.nulls());
+        let mut out = Vec::with_capacity(n);
+        match &nulls {
+            None => batch(la.values(), lo.values(), o, &mut out)?,
+            Some(valid) => {
+                for i in 0..la.len() {
+                    out.push(if valid.is_valid(i) {
+                        one(la.value(i), lo.value(i), o)?
+                    } else {
+                        O::Native::default()
+                    });
+                }
+            }
+        }
+        return finish::<O>(out, nulls, false);
+    }
+    map3::<Float64Type, Float64Type, Int64Type, O>(lat, lon, order, n, |la, lo, o| {
+        one(
+            la,
+            lo,
+            check_order(function, "order", o, min_order, max_order)?,
+        )
+    })
+}
+
+/// Registers the HEALPix scalar functions on `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for udf in udfs() {
+        ctx.register_udf(udf);
+    }
+}
+
+/// The HEALPix scalar functions.
+pub fn udfs() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCell::new())),
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixParent::new())),
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixChildrenFirst::new())),
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixChildrenLast::new())),
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCenterLat::new())),
+        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCenterLon::new())),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_parsing() {
+        assert_eq!(
+            "sphere".parse::<LatitudeMode>().unwrap(),
+            LatitudeMode::Sphere
+        );
+        assert_eq!(
+            "AUTHALIC".parse::<LatitudeMode>().unwrap(),
+            LatitudeMode::Authalic
+        );
+        assert_eq!(LatitudeMode::default(), LatitudeMode::Sphere);
+        let e = "wgs84".parse::<LatitudeMode>().unwrap_err().to_string();
+        assert!(e.contains("'wgs84'") && e.contains("'authalic'"), "{e}");
+    }
+
+    #[test]
+    fn hierarchy() {
+        let c = cell(-77.5, 166.7, 12, LatitudeMode::Sphere).unwrap();
+        for k in 0..=12 {
+            assert_eq!(
+                parent(c, 12, k).unwrap(),
+                cell(-77.5, 166.7, k, LatitudeMode::Sphere).unwrap()
+            );
+        }
+        let (first, last) = children_range(parent(c, 12, 6).unwrap(), 6, 12).unwrap();
+        assert!(first <= c && c <= last);
+        assert_eq!(last - first + 1, 4_u64.pow(6));
+        assert_eq!(children_range(5, 0, 0).unwrap(), (5, 5));
+        assert_eq!(
+            children_range(11, 0, 29).unwrap(),
+            (11 << 58, (12 << 58) - 1)
+        );
+    }
+
+    #[test]
+    fn errors_name_function_argument_and_value() {
+        let e = cell(90.5, 0.0, 3, LatitudeMode::Sphere)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("healpix_cell") && e.contains("lat") && e.contains("90.5"),
+            "{e}"
+        );
+        let e = cell(0.0, f64::INFINITY, 3, LatitudeMode::Sphere)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("healpix_cell") && e.contains("lon") && e.contains("inf"),
+            "{e}"
+        );
+        let e = cell(f64::NAN, 0.0, 3, LatitudeMode::Sphere)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lat = NaN"), "{e}");
+        let e = cell(0.0, 0.0, 30, LatitudeMode::Sphere)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("order = 30") && e.contains("0..=29"), "{e}");
+        let e = parent(48, 1, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("healpix_parent") && e.contains("cell = 48"),
+            "{e}"
+        );
+        let e = parent(4, 1, 2).unwrap_err().to_string();
+        assert!(e.contains("to_order = 2"), "{e}");
+        let e = children_range(4, 2, 1).unwrap_err().to_string();
+        assert!(e.contains("to_order = 1"), "{e}");
+        let e = center(12, 0).unwrap_err().to_string();
+        assert!(e.contains("cell = 12") && e.contains("order 0"), "{e}");
+        let mut out = vec![];
+        let e = cells_into(
+            &[0.0, -91.0],
+            &[0.0, 0.0],
+            4,
+            LatitudeMode::Sphere,
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lat = -91"), "{e}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn authalic_mode_moves_mid_latitude_points_poleward_cells_only_slightly() {
+        // At 45 degrees the authalic latitude is 0.128 degrees smaller: a different cell
+        // at order 12 (about 0.014 degrees per cell), the same at order 4.
+        let s = cell(45.2, 10.0, 12, LatitudeMode::Sphere).unwrap();
+        let a = cell(45.2, 10.0, 12, LatitudeMode::Authalic).unwrap();
+        assert_ne!(s, a);
+        assert_eq!(
+            a,
+            cell(authalic_latitude(45.2), 10.0, 12, LatitudeMode::Sphere).unwrap()
+        );
+        assert_eq!(parent(s, 12, 4).unwrap(), parent(a, 12, 4).unwrap());
+        // Poles and equator do not move.
+        for lat in [90.0, -90.0, 0.0] {
+            assert_eq!(
+                cell(lat, 33.0, 29, LatitudeMode::Sphere).unwrap(),
+                cell(lat, 33.0, 29, LatitudeMode::Authalic).unwrap()
+            );
+        }
+        // Centres round-trip in authalic mode.
+        let (clat, clon) = center_with_mode(a, 12, LatitudeMode::Authalic).unwrap();
+        assert_eq!(cell(clat, clon, 12, LatitudeMode::Authalic).unwrap(), a);
+    }
+}

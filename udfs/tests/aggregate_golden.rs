@@ -1,0 +1,338 @@
+//! The aggregates through SQL against numpy's results on the golden groups, through both
+//! the GroupsAccumulator (GROUP BY) and the Accumulator (no GROUP BY), with partial
+//! aggregation over several partitions and merge_batch.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use magg_udfs::aggregate::{numpy_median, numpy_quantile};
+
+use crate::golden::{self, Group};
+
+fn context(config: SessionConfig) -> SessionContext {
+    let ctx = SessionContext::new_with_config(config.with_target_partitions(3));
+    magg_udfs::register_all(&ctx);
+    ctx
+}
+
+/// Registers `t64` (Float64 groups) and `t32` (Float32 groups) as `(g, x, w)`, rows dealt
+/// round-robin into 3 partitions, plus two NULL rows per group that must not count.
+fn register(ctx: &SessionContext, groups: &[Group]) {
+    for (table, float32) in [("t64", false), ("t32", true)] {
+        let dt = if float32 {
+            DataType::Float32
+        } else {
+            DataType::Float64
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, false),
+            Field::new("x", dt.clone(), true),
+            Field::new("w", dt.clone(), true),
+        ]));
+        let mut parts: Vec<Vec<(String, Option<f64>, Option<f64>)>> = vec![vec![], vec![], vec![]];
+        let mut k = 0;
+        for g in groups.iter().filter(|g| g.float32 == float32) {
+            for (i, &x) in g.x.iter().enumerate() {
+                let w = g.w.as_ref().map_or(1.0, |w| w[i]);
+                parts[k % 3].push((g.name.clone(), Some(x), Some(w)));
+                k += 1;
+            }
+            parts[k % 3].push((g.name.clone(), None, Some(5.0)));
+            parts[(k + 1) % 3].push((g.name.clone(), None, None));
+            k += 1;
+        }
+        let to_batch = |rows: &[(String, Option<f64>, Option<f64>)]| {
+            let col = |f: &dyn Fn(&(String, Option<f64>, Option<f64>)) -> Option<f64>| -> ArrayRef {
+                if float32 {
+                    Arc::new(
+                        rows.iter()
+                            .map(|r| f(r).map(|v| v as f32))
+                            .collect::<Float32Array>(),
+                    )
+                } else {
+                    Arc::new(rows.iter().map(f).collect::<Float64Array>())
+                }
+            };
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(
+                        rows.iter()
+                            .map(|r| Some(r.0.as_str()))
+                            .collect::<StringArray>(),
+                    ),
+                    col(&|r| r.1),
+                    col(&|r| r.2),
+                ],
+            )
+            .unwrap()
+        };
+        let partitions: Vec<Vec<RecordBatch>> = parts
+            .iter()
+            .map(|p| p.chunks(700).map(to_batch).collect())
+            .collect();
+        ctx.register_table(
+            table,
+            Arc::new(MemTable::try_new(schema, partitions).unwrap()),
+        )
+        .unwrap();
+    }
+}
+
+fn quantile_columns(qs: &[f64]) -> String {
+    qs.iter()
+        .map(|q| format!("quantile(x, {q:?})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn f64_at(b: &RecordBatch, col: usize, row: usize) -> f64 {
+    let c = b.column(col);
+    assert!(c.is_valid(row), "column {col} is NULL");
+    c.as_primitive::<Float64Type>().value(row)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    if a == b { 0.0 } else { ((a - b) / b).abs() }
+}
+
+/// Largest relative differences from numpy seen by `check`.
+#[derive(Debug, Default)]
+struct Worst {
+    weighted_mean: f64,
+    np_var: f64,
+    np_std: f64,
+    var_pop: f64,
+    stddev_pop: f64,
+}
+
+/// Checks one result row against numpy.
+fn check(g: &Group, b: &RecordBatch, row: usize, qs: &[f64], worst: &mut Worst) {
+    let n = qs.len();
+    for (j, q) in qs.iter().enumerate() {
+        let want = g.quantile.iter().find(|(gq, _)| gq == q).unwrap().1;
+        let got = f64_at(b, j, row);
+        assert_eq!(
+            got.to_bits(),
+            want.to_bits(),
+            "{} quantile {q}: {got:?} vs numpy {want:?}",
+            g.name
+        );
+    }
+    let np_median = f64_at(b, n, row);
+    assert_eq!(
+        np_median.to_bits(),
+        g.median.to_bits(),
+        "{} np_median",
+        g.name
+    );
+    // DataFusion's median on Float64 input (widened for float32 groups) equals numpy's.
+    let df_median = f64_at(b, n + 1, row);
+    assert_eq!(
+        df_median.to_bits(),
+        g.median.to_bits(),
+        "{} median {df_median:?} vs {:?}",
+        g.name,
+        g.median
+    );
+    // DataFusion's var_pop / stddev_pop: close, but not within 1e-12 on every group
+    // (offset_var: mean 3000, spread 0.01), which is why np_var / np_std exist.
+    let var_pop = rel(f64_at(b, n + 2, row), g.var);
+    let stddev_pop = rel(f64_at(b, n + 3, row), g.std);
+    assert!(
+        var_pop <= 1e-10 && stddev_pop <= 1e-10,
+        "{} var_pop {var_pop:e} stddev_pop {stddev_pop:e}",
+        g.name
+    );
+    worst.var_pop = worst.var_pop.max(var_pop);
+    worst.stddev_pop = worst.stddev_pop.max(stddev_pop);
+    let wm = f64_at(b, n + 4, row);
+    let want = g.weighted_mean.unwrap();
+    let err = rel(wm, want);
+    assert!(
+        err <= 1e-15,
+        "{} weighted_mean {wm:?} vs numpy {want:?} (rel {err:e})",
+        g.name
+    );
+    worst.weighted_mean = worst.weighted_mean.max(err);
+    let (var, std) = (f64_at(b, n + 5, row), f64_at(b, n + 6, row));
+    let (var_err, std_err) = (rel(var, g.var), rel(std, g.std));
+    assert!(
+        var_err <= 2e-15,
+        "{} np_var {var:?} vs numpy {:?} (rel {var_err:e})",
+        g.name,
+        g.var
+    );
+    assert!(
+        std_err <= 2e-15,
+        "{} np_std {std:?} vs numpy {:?} (rel {std_err:e})",
+        g.name,
+        g.std
+    );
+    worst.np_var = worst.np_var.max(var_err);
+    worst.np_std = worst.np_std.max(std_err);
+}
+
+fn select_list(qs: &[f64]) -> String {
+    format!(
+        "{}, np_median(x), median(CAST(x AS DOUBLE)), var_pop(x), stddev_pop(x), weighted_mean(x, w), \
+         np_var(x), np_std(x)",
+        quantile_columns(qs)
+    )
+}
+
+async fn check_all(ctx: &SessionContext, groups: &[Group], qs: &[f64]) {
+    let mut worst = Worst::default();
+    let mut seen = 0;
+    for table in ["t64", "t32"] {
+        let sql = format!("SELECT {}, g FROM {table} GROUP BY g", select_list(qs));
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let g_col = qs.len() + 7;
+        for b in &batches {
+            let names = b.column(g_col).as_string::<i32>();
+            for row in 0..b.num_rows() {
+                let g = groups.iter().find(|g| g.name == names.value(row)).unwrap();
+                check(g, b, row, qs, &mut worst);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, groups.len());
+    eprintln!("largest relative differences from numpy: {worst:?}");
+}
+
+#[tokio::test]
+async fn grouped_aggregates_equal_numpy() {
+    let groups = golden::groups();
+    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
+    let ctx = context(SessionConfig::new());
+    register(&ctx, &groups);
+    check_all(&ctx, &groups, &qs).await;
+}
+
+/// With partial aggregation skipped from the first batch on, DataFusion feeds the final
+/// stage through `convert_to_state`.
+#[tokio::test]
+async fn grouped_aggregates_equal_numpy_when_partial_aggregation_is_skipped() {
+    let groups = golden::groups();
+    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
+    let mut config = SessionConfig::new();
+    let options = config.options_mut();
+    options
+        .execution
+        .skip_partial_aggregation_probe_rows_threshold = 1;
+    options
+        .execution
+        .skip_partial_aggregation_probe_ratio_threshold = 0.0;
+    let ctx = context(config);
+    register(&ctx, &groups);
+    check_all(&ctx, &groups, &qs).await;
+}
+
+#[tokio::test]
+async fn ungrouped_aggregates_equal_numpy() {
+    let groups = golden::groups();
+    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
+    let ctx = context(SessionConfig::new());
+    register(&ctx, &groups);
+    for g in &groups {
+        let table = if g.float32 { "t32" } else { "t64" };
+        let sql = format!(
+            "SELECT {} FROM {table} WHERE g = '{}'",
+            select_list(&qs),
+            g.name
+        );
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+        let b = batches.iter().find(|b| b.num_rows() == 1).unwrap();
+        check(g, b, 0, &qs, &mut Worst::default());
+    }
+}
+
+#[test]
+fn kernels_equal_numpy() {
+    for g in golden::groups() {
+        for (q, want) in &g.quantile {
+            let got = numpy_quantile(&mut g.x.clone(), *q);
+            assert_eq!(got.to_bits(), want.to_bits(), "{} q {q}", g.name);
+        }
+        assert_eq!(
+            numpy_median(&mut g.x.clone()).to_bits(),
+            g.median.to_bits(),
+            "{}",
+            g.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn empty_groups_nulls_nans_and_bad_q() {
+    let ctx = context(SessionConfig::new());
+    let one = async |sql: &str| {
+        let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let arrays: Vec<&dyn Array> = b.iter().map(|b| b.column(0).as_ref()).collect();
+        arrow::compute::concat(&arrays).unwrap()
+    };
+    let values = "(VALUES (1.0, 1.0), (CAST('NaN' AS DOUBLE), 1.0), (3.0, 1.0)) t(x, w)";
+    // Empty input: NULL, not NaN. (Arrow orders NaN above every number, so `x > 100`
+    // would keep the NaN row.)
+    for f in [
+        "quantile(x, 0.5)",
+        "np_median(x)",
+        "weighted_mean(x, w)",
+        "np_var(x)",
+        "np_std(x)",
+    ] {
+        let sql = format!("SELECT {f} FROM {values} WHERE x < -100");
+        let c = one(&sql).await;
+        assert_eq!((c.len(), c.null_count()), (1, 1), "{sql}");
+    }
+    // NaN: numpy gives NaN; DataFusion's median sorts NaN last and gives 3.
+    let sql = format!(
+        "SELECT quantile(x, 0.5), np_median(x), weighted_mean(x, w), np_var(x), np_std(x), median(x) FROM {values}"
+    );
+    let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let b = &b[0];
+    for col in 0..5 {
+        assert!(
+            b.column(col)
+                .as_primitive::<Float64Type>()
+                .value(0)
+                .is_nan(),
+            "column {col}"
+        );
+    }
+    assert_eq!(b.column(5).as_primitive::<Float64Type>().value(0), 3.0);
+    // Integer input is widened; NULL rows are skipped.
+    let c = one("SELECT quantile(x, 0.25) FROM (VALUES (1), (2), (NULL), (4), (8)) t(x)").await;
+    assert_eq!(c.as_primitive::<Float64Type>().value(0), 1.75);
+    let c = one(
+        "SELECT weighted_mean(x, w) FROM (VALUES (1, 1), (4, 2), (100, NULL), (NULL, 7)) t(x, w)",
+    )
+    .await;
+    assert_eq!(c.as_primitive::<Float64Type>().value(0), 3.0);
+    // q must be a constant in [0, 1].
+    for (sql, value) in [
+        ("SELECT quantile(x, 1.5) FROM (VALUES (1.0)) t(x)", "1.5"),
+        ("SELECT quantile(x, -0.1) FROM (VALUES (1.0)) t(x)", "-0.1"),
+        ("SELECT quantile(x, x) FROM (VALUES (1.0)) t(x)", "x"),
+        (
+            "SELECT quantile(x, CAST(NULL AS DOUBLE)) FROM (VALUES (1.0)) t(x)",
+            "NULL",
+        ),
+    ] {
+        let e = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        for part in ["quantile", "argument q", value, "a constant in [0, 1]"] {
+            assert!(e.contains(part), "{sql}: {e:?} should mention {part:?}");
+        }
+    }
+}
