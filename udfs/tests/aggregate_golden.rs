@@ -23,6 +23,9 @@ fn context(config: SessionConfig) -> SessionContext {
 
 /// Registers `t64` (Float64 groups) and `t32` (Float32 groups) as `(g, x, w)`, rows dealt
 /// round-robin into 3 partitions, plus two NULL rows per group that must not count.
+/// One input row: group name, x, w.
+type Row = (String, Option<f64>, Option<f64>);
+
 fn register(ctx: &SessionContext, groups: &[Group]) {
     for (table, float32) in [("t64", false), ("t32", true)] {
         let dt = if float32 {
@@ -35,7 +38,7 @@ fn register(ctx: &SessionContext, groups: &[Group]) {
             Field::new("x", dt.clone(), true),
             Field::new("w", dt.clone(), true),
         ]));
-        let mut parts: Vec<Vec<(String, Option<f64>, Option<f64>)>> = vec![vec![], vec![], vec![]];
+        let mut parts: Vec<Vec<Row>> = vec![vec![], vec![], vec![]];
         let mut k = 0;
         for g in groups.iter().filter(|g| g.float32 == float32) {
             for (i, &x) in g.x.iter().enumerate() {
@@ -47,8 +50,8 @@ fn register(ctx: &SessionContext, groups: &[Group]) {
             parts[(k + 1) % 3].push((g.name.clone(), None, None));
             k += 1;
         }
-        let to_batch = |rows: &[(String, Option<f64>, Option<f64>)]| {
-            let col = |f: &dyn Fn(&(String, Option<f64>, Option<f64>)) -> Option<f64>| -> ArrayRef {
+        let to_batch = |rows: &[Row]| {
+            let col = |f: &dyn Fn(&Row) -> Option<f64>| -> ArrayRef {
                 if float32 {
                     Arc::new(
                         rows.iter()

@@ -116,8 +116,11 @@ pub(crate) fn ang2nest(order: u32, theta: f64, phi: f64) -> u64 {
     // healpy normalises every pointing first (`pointing::normalize`): phi to [0, 2pi).
     // That rounding decides points on the meridians of cell corners west of Greenwich.
     let phi = fmodulo(phi, TAU);
-    // healpy's switch to sin(theta) for the last 0.01 rad around each pole.
-    if theta < 0.01 || theta > 3.14159 - 0.01 {
+    // healpy's switch to sin(theta) for the last 0.01 rad around each pole, with its
+    // literal bounds (3.14159 is not pi on purpose: it is what healpy compares with).
+    #[allow(clippy::approx_constant)]
+    const SOUTH: f64 = 3.14159 - 0.01;
+    if !(0.01..=SOUTH).contains(&theta) {
         loc2nest(order, theta.cos(), phi, theta.sin(), true)
     } else {
         loc2nest(order, theta.cos(), phi, 0.0, false)

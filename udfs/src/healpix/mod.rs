@@ -143,8 +143,7 @@ pub(crate) const CENTER_LON: &str = "healpix_center_lon";
 
 #[inline(always)]
 pub(crate) fn check_lat_lon(function: &'static str, lat: f64, lon: f64) -> Result<(), UdfError> {
-    // `!(x <= 90)` also rejects NaN.
-    if !(lat.abs() <= 90.0) {
+    if lat.is_nan() || lat.abs() > 90.0 {
         return Err(UdfError::LatitudeOutOfRange {
             function,
             argument: "lat",
@@ -218,7 +217,7 @@ pub(crate) fn cells_in(
     let bad = lat
         .iter()
         .zip(lon)
-        .any(|(la, lo)| !(la.abs() <= 90.0) | !lo.is_finite());
+        .any(|(la, lo)| la.is_nan() | (la.abs() > 90.0) | !lo.is_finite());
     if bad {
         for (&la, &lo) in lat.iter().zip(lon) {
             check_lat_lon(function, la, lo)?;

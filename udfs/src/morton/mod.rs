@@ -86,7 +86,7 @@ const ENCODE4: [u16; 256] = {
 };
 
 /// Inverse of [`ENCODE4`]: a four-digit group to its byte, or -1 if a digit is not 1-4.
-const DECODE4: [i16; 10_000] = {
+static DECODE4: [i16; 10_000] = {
     let mut t = [-1_i16; 10_000];
     let mut b = 0;
     while b < 256 {
