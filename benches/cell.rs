@@ -8,6 +8,10 @@
 //! (latitude, longitude, h_li, h_li_sigma, atl06_quality_summary of every beam read whole
 //! on one thread) as the limit the job is compared with.
 //!
+//! The tokio runtime keeps its default blocking pool: the HDF5 reader parses metadata on
+//! blocking threads that wait for object-store reads, which on local files need blocking
+//! threads too, so a pool capped at the worker count deadlocks.
+//!
 //! Run: `cargo bench --bench cell` (release build). Data is cached under
 //! `$CARGO_TARGET_DIR/magg-bench/` so reruns skip generation.
 //!
@@ -75,7 +79,7 @@ fn peak_rss_mb() -> f64 {
 fn child(n: usize, workers: usize) {
     let catalog = ensure_data(n);
     let cell = the_cell(&catalog);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).max_blocking_threads(workers.max(2)).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let store = tempfile::tempdir().unwrap();
     let cfg = RunConfig {
         pipeline: PipelineConfig::atl06(),

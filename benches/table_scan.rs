@@ -5,6 +5,10 @@
 //! the same run the raw decode throughput of the reader for the two datasets the query
 //! needs (h_li and atl06_quality_summary of every beam, one thread) as the limit.
 //!
+//! The tokio runtime keeps its default blocking pool: the HDF5 reader parses metadata on
+//! blocking threads that wait for object-store reads, which on local files need blocking
+//! threads too, so a pool capped at the worker count deadlocks.
+//!
 //! Run: `cargo bench --bench table_scan`. Data is cached under
 //! `$CARGO_TARGET_DIR/magg-bench/scan20/`.
 
@@ -73,7 +77,6 @@ fn main() {
     for threads in [1usize, 2] {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .max_blocking_threads(threads.max(2))
             .enable_all()
             .build()
             .unwrap();
