@@ -141,6 +141,9 @@ fn cdshealpix_agrees_with_healpy_except_on_boundaries() {
     }
     eprintln!("(point, order) pairs where cdshealpix != healpy: {differ:?}");
     assert!(differ.get("corner").copied().unwrap_or(0) > 0);
+    // The example in docs/udfs.md: the corner at latitude 0, longitude 45.
+    assert_eq!(cdshealpix::nested::hash(0, 45_f64.to_radians(), 0.0), 0);
+    assert_eq!(healpix::cell(0.0, 45.0, 0, SPHERE).unwrap(), 5);
 }
 
 #[test]
