@@ -73,7 +73,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         cells: catalog.cells(),
         store_url: store_url.clone(),
         store: StoreOptions::default(),
-        read: ReadOptions::default(),
+        read: ReadOptions::default().with_decode_threads(workers),
         workers,
         overwrite: true,
         resume: false,

@@ -93,7 +93,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cells,
         store_url,
         store: StoreOptions::default(),
-        read: ReadOptions::default(),
+        // --max-workers bounds the decode threads too, so 1 worker means one core.
+        read: ReadOptions::default().with_decode_threads(workers),
         workers,
         overwrite: args.overwrite,
         resume: args.resume,
