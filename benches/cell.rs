@@ -4,9 +4,12 @@
 //! the cell is aggregated to child order 12 with the built-in atl06 config. For 4, 30 and
 //! 100 granules (override with MAGG_BENCH_SIZES=4,30) and 1 and 2 workers it prints seconds
 //! per cell, kept rows per second and the peak RSS of a process that runs only that cell,
-//! plus, measured in the same run, the raw decode time of the datasets the cell reads
-//! (latitude, longitude, h_li, h_li_sigma, atl06_quality_summary of every beam read whole
-//! on one thread) as the limit the job is compared with.
+//! without and with the catalog's coordinate index (`magg index`, built once per catalog
+//! and timed separately). Measured in the same run, as the limits the job is compared
+//! with: the raw decode time (one thread) of the five datasets (latitude, longitude,
+//! h_li, h_li_sigma, atl06_quality_summary) of every beam read whole, which is what a
+//! cell must read without an index, and of only the chunks that reach the cell, which is
+//! what it must read with one.
 //!
 //! The tokio runtime keeps its default blocking pool: the HDF5 reader parses metadata on
 //! blocking threads that wait for object-store reads, which on local files need blocking
@@ -28,6 +31,7 @@ use magg::config::PipelineConfig;
 use magg::h5::{H5File, ReadOptions, RowSelection};
 use magg::run::{CellJob, RunConfig};
 use magg::store::StoreOptions;
+use magg::table::{CellFilter, CoordinateIndex, GranuleTableOptions, IndexSpec};
 use magg::synth::{SynthOptions, generate};
 
 const THROUGH: (f64, f64) = (-79.0, -105.0);
@@ -75,8 +79,30 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+fn index_path(n: usize) -> PathBuf {
+    data_dir(n).join("catalog.index.json")
+}
+
+/// Build the catalog's coordinate index once, as `magg index` does; returns its seconds.
+fn ensure_index(n: usize, catalog: &Catalog) -> Option<f64> {
+    let path = index_path(n);
+    if path.exists() {
+        return None;
+    }
+    let pipeline = PipelineConfig::atl06();
+    let spec = IndexSpec::for_job(catalog.metadata.parent_order, pipeline.latitude_mode().unwrap());
+    let options = GranuleTableOptions::from_config(&pipeline, &[]);
+    let index = CoordinateIndex::new();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let t = Instant::now();
+    let report = rt.block_on(magg::table::index::build(&options, &catalog.granules(), spec, &index, 2, |_| {}));
+    assert!(report.iter().all(|g| g.error.is_none()));
+    index.save(&path, &spec).unwrap();
+    Some(t.elapsed().as_secs_f64())
+}
+
 /// Child mode: run one cell with `workers` threads and print `seconds kept children rss`.
-fn child(n: usize, workers: usize) {
+fn child(n: usize, workers: usize, with_index: bool) {
     let catalog = ensure_data(n);
     let cell = the_cell(&catalog);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
@@ -92,6 +118,7 @@ fn child(n: usize, workers: usize) {
         workers,
         overwrite: true,
         resume: false,
+        index: with_index.then(|| index_path(n)),
     };
     let t = Instant::now();
     let summary = rt.block_on(magg::run::run(&cfg, |_| {})).expect("run");
@@ -101,9 +128,11 @@ fn child(n: usize, workers: usize) {
     println!("{secs} {} {} {} {}", r.total_obs, r.cells_with_data, peak_rss_mb(), r.rows_read);
 }
 
-/// Decode the five datasets of every beam of the cell's granules, whole, on one thread.
-fn raw_decode_seconds(catalog: &Catalog) -> (f64, u64) {
+/// Decode the five datasets of every beam of the cell's granules on one thread: whole
+/// (`index` None), or only the chunks the index says reach the cell.
+fn raw_decode_seconds(catalog: &Catalog, index: Option<&CoordinateIndex>) -> (f64, u64) {
     let cell = the_cell(catalog);
+    let filter = CellFilter::from_morton(cell.morton, Default::default()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let opts = ReadOptions::default().with_decode_threads(1);
     rt.block_on(async {
@@ -115,9 +144,20 @@ fn raw_decode_seconds(catalog: &Catalog) -> (f64, u64) {
         let mut bytes = 0u64;
         for f in &files {
             for beam in ["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"] {
+                let rows = f.dataset_info(&format!("/{beam}/land_ice_segments/latitude")).await.unwrap().num_rows();
+                let sel = match index {
+                    None => RowSelection::All,
+                    Some(ix) => {
+                        let r = ix.chunks_touching(&f.url().into(), &beam.into(), &filter, f.size(), rows).expect("indexed");
+                        if r.is_empty() {
+                            continue;
+                        }
+                        RowSelection::Ranges(r)
+                    }
+                };
                 let reqs: Vec<(String, RowSelection)> = ["latitude", "longitude", "h_li", "h_li_sigma", "atl06_quality_summary"]
                     .iter()
-                    .map(|d| (format!("/{beam}/land_ice_segments/{d}"), RowSelection::All))
+                    .map(|d| (format!("/{beam}/land_ice_segments/{d}"), sel.clone()))
                     .collect();
                 for a in f.read_many(&reqs).await.unwrap() {
                     bytes += a.get_buffer_memory_size() as u64;
@@ -131,7 +171,7 @@ fn raw_decode_seconds(catalog: &Catalog) -> (f64, u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(args[i + 1].parse().unwrap(), args[i + 2].parse().unwrap());
+        child(args[i + 1].parse().unwrap(), args[i + 2].parse().unwrap(), args[i + 3] == "index");
         return;
     }
     let sizes: Vec<usize> = std::env::var("MAGG_BENCH_SIZES")
@@ -139,32 +179,47 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    println!("magg cell benchmark: {ROWS} segments per beam, order 6 -> 12, atl06 config");
-    println!("{:>8} {:>7} {:>9} {:>10} {:>10} {:>12} {:>9} {:>12} {:>10}", "granules", "workers", "seconds", "kept rows", "children", "kept rows/s", "peak MB", "raw decode s", "job/raw");
+    println!("magg cell benchmark: {ROWS} segments per beam, order 6 -> 12, atl06 config; best of 3, one process per run");
+    println!(
+        "{:>8} {:>7} {:>6} {:>8} {:>10} {:>10} {:>9} {:>12} {:>8} {:>7} {:>8}",
+        "granules", "workers", "index", "seconds", "rows exam", "kept rows", "children", "kept rows/s", "peak MB", "raw s", "job/raw"
+    );
     let exe = std::env::current_exe().unwrap();
     for n in sizes {
         let catalog = ensure_data(n);
-        let (raw, raw_bytes) = raw_decode_seconds(&catalog);
-        for workers in [1usize, 2] {
-            // Best of three runs, each in a fresh process so peak RSS is the cell's own.
-            let mut best: Option<(f64, u64, u64, f64)> = None;
-            for _ in 0..3 {
-                let out = Command::new(&exe).args(["--child", &n.to_string(), &workers.to_string()]).output().unwrap();
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                let text = String::from_utf8_lossy(&out.stdout);
-                let v: Vec<f64> = text.split_whitespace().filter_map(|s| s.parse().ok()).collect();
-                let run = (v[0], v[1] as u64, v[2] as u64, v[3]);
-                if best.is_none_or(|b| run.0 < b.0) {
-                    best = Some(run);
+        let built = ensure_index(n, &catalog);
+        let index = CoordinateIndex::load(&index_path(n)).unwrap();
+        let (raw_whole, bytes_whole) = raw_decode_seconds(&catalog, None);
+        let (raw_needed, bytes_needed) = raw_decode_seconds(&catalog, Some(&index));
+        for (mode, raw) in [("none", raw_whole), ("index", raw_needed)] {
+            for workers in [1usize, 2] {
+                let mut best: Option<Vec<f64>> = None;
+                for _ in 0..3 {
+                    let out = Command::new(&exe).args(["--child", &n.to_string(), &workers.to_string(), mode]).output().unwrap();
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect();
+                    if best.as_ref().is_none_or(|b| v[0] < b[0]) {
+                        best = Some(v);
+                    }
                 }
+                let v = best.unwrap();
+                let (secs, kept, children, rss, examined) = (v[0], v[1] as u64, v[2] as u64, v[3], v[4] as u64);
+                println!(
+                    "{n:>8} {workers:>7} {mode:>6} {secs:>8.3} {examined:>10} {kept:>10} {children:>9} {:>12.0} {rss:>8.1} {raw:>7.3} {:>8.2}",
+                    kept as f64 / secs,
+                    secs / raw
+                );
             }
-            let (secs, kept, children, rss) = best.unwrap();
-            println!(
-                "{n:>8} {workers:>7} {secs:>9.3} {kept:>10} {children:>10} {:>12.0} {rss:>9.1} {raw:>12.3} {:>10.2}",
-                kept as f64 / secs,
-                secs / raw
-            );
         }
-        println!("         (raw decode: {:.1} MB of the five datasets, whole beams, 1 thread: {:.0} MB/s)", raw_bytes as f64 / 1e6, raw_bytes as f64 / 1e6 / raw);
+        println!(
+            "         raw decode, 1 thread: whole beams {:.1} MB in {raw_whole:.3} s ({:.0} MB/s); chunks reaching the cell {:.1} MB in {raw_needed:.3} s",
+            bytes_whole as f64 / 1e6,
+            bytes_whole as f64 / 1e6 / raw_whole,
+            bytes_needed as f64 / 1e6,
+        );
+        match built {
+            Some(s) => println!("         index built for {n} granules ({} beams) in {s:.2} s, once per catalog", index.len()),
+            None => println!("         index of {} beams reused from {}", index.len(), index_path(n).display()),
+        }
     }
 }

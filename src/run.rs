@@ -38,6 +38,9 @@ pub enum RunError {
     /// The store template could not be created or opened.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The coordinate index could not be read or written.
+    #[error(transparent)]
+    Index(#[from] crate::table::IndexError),
     /// A cell argument is not valid.
     #[error("cell {morton}: {detail}")]
     Cell {
@@ -74,6 +77,10 @@ pub struct RunConfig {
     pub overwrite: bool,
     /// Skip cells whose chunks are complete in an existing store.
     pub resume: bool,
+    /// Coordinate index file ([`crate::table::index`]): read before the run when it
+    /// exists, written after it when the run indexed beams it did not list. `None`: the
+    /// run still learns an index in memory, shared by its cells, and forgets it.
+    pub index: Option<std::path::PathBuf>,
 }
 
 /// What happened to one cell (the reference's Lambda body, plus magg's row counts).
@@ -112,6 +119,10 @@ pub struct RunSummary {
     pub cells: Vec<CellReport>,
     /// Wall time in seconds.
     pub duration_s: f64,
+    /// Beams the coordinate index listed before the run.
+    pub index_beams_loaded: usize,
+    /// Beams the run added to the index (written to [`RunConfig::index`] when set).
+    pub index_beams_learned: usize,
 }
 
 impl RunSummary {
@@ -198,6 +209,17 @@ impl CellJob {
             schema: Arc::new(parking_lot::Mutex::new(None)),
             coord_index: Arc::default(),
         })
+    }
+
+    /// Use `index` (e.g. loaded from a file) as the job's coordinate index.
+    pub fn with_index(mut self, index: Arc<crate::table::CoordinateIndex>) -> Self {
+        self.coord_index = index;
+        self
+    }
+
+    /// The job's coordinate index, as filled so far.
+    pub fn index(&self) -> &Arc<crate::table::CoordinateIndex> {
+        &self.coord_index
     }
 
     /// The SQL run for a cell.
@@ -305,7 +327,12 @@ pub async fn run(config: &RunConfig, mut on_cell: impl FnMut(&CellReport)) -> Re
     let start = Instant::now();
     let sink = prepare_store(config).await?;
     let workers = config.workers.max(1);
-    let job = CellJob::new(&config.pipeline, config.store.clone(), config.read.clone(), workers)?;
+    let index = match config.index.clone() {
+        Some(path) if path.exists() => blocking(move || crate::table::CoordinateIndex::load(&path)).await?,
+        _ => crate::table::CoordinateIndex::new(),
+    };
+    let index_beams_loaded = index.len();
+    let job = CellJob::new(&config.pipeline, config.store.clone(), config.read.clone(), workers)?.with_index(Arc::new(index));
     // Largest cells first, so a long cell does not start last and stretch the run.
     let mut cells = config.cells.clone();
     cells.sort_by_key(|c| std::cmp::Reverse(c.granules.len()));
@@ -317,12 +344,26 @@ pub async fn run(config: &RunConfig, mut on_cell: impl FnMut(&CellReport)) -> Re
             async move { process_cell(&job, &sink, &cell, resume).await }
         })
         .buffer_unordered(workers);
-    let mut summary = RunSummary { store: config.store_url.clone(), ..Default::default() };
+    let mut summary = RunSummary { store: config.store_url.clone(), index_beams_loaded, ..Default::default() };
     while let Some(report) = stream.next().await {
         on_cell(&report);
         summary.cells.push(report);
     }
+    drop(stream);
     sink.consolidate().await?;
+    summary.index_beams_learned = job.index().learned();
+    if let (Some(path), true) = (&config.index, summary.index_beams_learned > 0) {
+        let spec = crate::table::IndexSpec::for_job(config.parent_order, config.pipeline.latitude_mode()?);
+        let (index, path) = (Arc::clone(job.index()), path.clone());
+        blocking(move || index.save(&path, &spec)).await?;
+    }
     summary.duration_s = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Run a small file operation of the index off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::table::IndexError> + Send + 'static,
+) -> Result<T, RunError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| RunError::Nothing(format!("coordinate index task failed: {e}")))?.map_err(RunError::from)
 }

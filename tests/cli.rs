@@ -6,7 +6,7 @@ mod common;
 fn help_lists_every_subcommand_with_examples() {
     let (code, out, _) = common::magg_output(&["--help"]);
     assert_eq!(code, 0);
-    for sub in ["run", "demo", "sql", "export", "compile", "synth", "inspect"] {
+    for sub in ["run", "demo", "sql", "export", "compile", "synth", "inspect", "index"] {
         assert!(out.contains(&format!("  {sub}")), "--help lacks {sub}:\n{out}");
     }
     let (code, out, _) = common::magg_output(&["run", "--help"]);
@@ -75,6 +75,57 @@ fn run_dry_run_then_run_then_failure_exit_code() {
     assert_eq!(code, 1, "{text}\n{err}");
     assert!(err.contains("missing.h5") && err.contains(&first), "{err}");
     assert!(text.contains("1 failed"), "{text}");
+}
+
+#[test]
+fn index_then_run_reads_fewer_rows_and_writes_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::synth(&dir.path().join("g"), 2, 25_000, 22);
+    let cat = out.catalog_path.to_str().unwrap().to_owned();
+    let index = out.catalog_path.with_file_name("catalog.index.json");
+    let rows_read = |report: &std::path::Path| -> u64 {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+        r["cells"].as_array().unwrap().iter().map(|c| c["rows_read"].as_u64().unwrap()).sum()
+    };
+    let store = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let report = |name: &str| dir.path().join(name);
+
+    // One cell, no index file: every coordinate of its granules is examined.
+    let cell = out.catalog.catalog.keys().next().unwrap().clone();
+    let (code, _, err) = common::magg_output(&[
+        "run", "--catalog", &cat, "--store", &store("a.zarr"), "--morton-cell", &cell, "--no-index",
+        "--report", report("a.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!index.exists(), "--no-index wrote {}", index.display());
+    let granules = out.catalog.catalog[&cell].len() as u64;
+    assert_eq!(rows_read(&report("a.json")), granules * 6 * 25_000);
+
+    let (code, text, err) = common::magg_output(&["index", "--catalog", &cat]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("indexed 12 beams (0 already indexed) of 2 granules, 300000 coordinate rows"), "{text}");
+    assert!(text.contains("catalog.index.json (12 beams, cells at order 6, hashed at order 18)"), "{text}");
+    // Again: nothing left to do.
+    let (code, text, _) = common::magg_output(&["index", "--catalog", &cat]);
+    assert_eq!(code, 0);
+    assert!(text.contains("indexed 0 beams (12 already indexed)"), "{text}");
+
+    let (code, _, err) = common::magg_output(&[
+        "run", "--catalog", &cat, "--store", &store("b.zarr"), "--morton-cell", &cell, "--report", report("b.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (plain, indexed) = (rows_read(&report("a.json")), rows_read(&report("b.json")));
+    assert!(indexed * 2 < plain, "rows examined with the index {indexed}, without {plain}");
+    for array in ["count", "h_mean", "h_q75"] {
+        let chunk = |s: &str| std::fs::read(dir.path().join(s).join("12").join(array).join("c/0")).unwrap();
+        assert_eq!(chunk("b.zarr"), chunk("a.zarr"), "{array}");
+    }
+
+    // A broken index file is named, with what to do.
+    std::fs::write(&index, "{").unwrap();
+    let (code, _, err) = common::magg_output(&["run", "--catalog", &cat, "--store", &store("c.zarr"), "--morton-cell", &cell]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("catalog.index.json") && err.contains("not a magg coordinate index"), "{err}");
 }
 
 #[test]

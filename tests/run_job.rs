@@ -24,6 +24,7 @@ fn config(catalog: &Catalog, store: &Path, workers: usize) -> RunConfig {
         workers,
         overwrite: true,
         resume: false,
+        index: None,
     }
 }
 
@@ -136,4 +137,83 @@ async fn a_corrupt_granule_fails_only_its_cell() {
     let files = chunks(&store);
     assert!(!files.keys().any(|k| k.ends_with("/count/c/0")), "{:?}", files.keys().collect::<Vec<_>>());
     assert!(files.keys().any(|k| k.ends_with("/count/c/1")), "{:?}", files.keys().collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinate_index_reads_less_and_changes_nothing() {
+    use magg::table::{CoordinateIndex, GranuleTableOptions, IndexSpec};
+    let dir = tempfile::tempdir().unwrap();
+    // Four 10,000-row chunks per beam: most of them miss any one cell.
+    let out = common::synth(&dir.path().join("g"), 2, 40_000, 14);
+    let cells_per_granule = out.catalog.catalog.len();
+    assert!(cells_per_granule >= 3, "need several cells: {:?}", out.catalog.catalog.keys());
+
+    // One cell at a time, each in a run of its own (as single-cell workers would): without
+    // an index, every run decodes every coordinate of its granules.
+    let plain = dir.path().join("plain.zarr");
+    let mut examined_plain = 0;
+    for cell in out.catalog.cells() {
+        let mut cfg = config(&out.catalog, &plain, 2);
+        let beams = 6 * cell.granules.len();
+        cfg.cells = vec![cell];
+        (cfg.overwrite, cfg.resume) = (false, true);
+        let s = run(&cfg, |_| {}).await.unwrap();
+        assert_eq!((s.failed(), s.index_beams_loaded, s.index_beams_learned), (0, 0, beams));
+        examined_plain += s.cells[0].rows_read;
+    }
+    assert_eq!(examined_plain, out.catalog.cells().iter().map(|c| c.granules.len() as u64 * 6 * 40_000).sum::<u64>());
+
+    // `magg index`'s builder, then the same single-cell runs reading the index file.
+    let path = dir.path().join("catalog.index.json");
+    let spec = IndexSpec::for_job(out.catalog.metadata.parent_order, Default::default());
+    let options = GranuleTableOptions::from_config(&PipelineConfig::atl06(), &[]);
+    let index = CoordinateIndex::new();
+    let built = magg::table::index::build(&options, &out.catalog.granules(), spec, &index, 2, |_| {}).await;
+    assert!(built.iter().all(|g| g.error.is_none() && g.beams == 6 && g.rows == 6 * 40_000), "{built:?}");
+    assert_eq!(index.save(&path, &spec).unwrap(), 12);
+    let indexed = dir.path().join("indexed.zarr");
+    let mut examined_indexed = 0;
+    for cell in out.catalog.cells() {
+        let mut cfg = config(&out.catalog, &indexed, 2);
+        cfg.cells = vec![cell];
+        (cfg.overwrite, cfg.resume, cfg.index) = (false, true, Some(path.clone()));
+        let s = run(&cfg, |_| {}).await.unwrap();
+        assert_eq!((s.failed(), s.index_beams_loaded, s.index_beams_learned), (0, 12, 0));
+        examined_indexed += s.cells[0].rows_read;
+    }
+    eprintln!("rows examined: {examined_plain} without the index, {examined_indexed} with it");
+    assert!(examined_indexed * 2 < examined_plain, "{examined_indexed} vs {examined_plain}");
+    assert_eq!(chunks(&indexed), chunks(&plain));
+
+    // A run with an index path that does not exist yet writes what it learned; a second
+    // run reads it and learns nothing new.
+    let learned_path = dir.path().join("learned.index.json");
+    let mut cfg = config(&out.catalog, &dir.path().join("a.zarr"), 2);
+    cfg.index = Some(learned_path.clone());
+    let s = run(&cfg, |_| {}).await.unwrap();
+    assert_eq!((s.index_beams_loaded, s.index_beams_learned), (0, 12));
+    assert_eq!(CoordinateIndex::load(&learned_path).unwrap().len(), 12);
+    let s = run(&cfg, |_| {}).await.unwrap();
+    assert_eq!((s.index_beams_loaded, s.index_beams_learned), (12, 0));
+    assert_eq!(chunks(&dir.path().join("a.zarr")), chunks(&plain));
+
+    // An index of other files (same names, other sizes) is not trusted: beams are read
+    // whole and the results stay the same.
+    let other = common::synth(&dir.path().join("other"), 2, 30_000, 15);
+    let mut stale = config(&other.catalog, &dir.path().join("stale.zarr"), 2);
+    let renamed: Vec<String> = other.catalog.granules();
+    let stale_index = dir.path().join("stale.index.json");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (a, b) in out.catalog.granules().iter().zip(&renamed) {
+        text = text.replace(a.as_str(), b.as_str());
+    }
+    std::fs::write(&stale_index, text).unwrap();
+    let fresh = run(&stale, |_| {}).await.unwrap();
+    stale.index = Some(stale_index);
+    stale.store_url = dir.path().join("stale2.zarr").to_string_lossy().into_owned();
+    let s = run(&stale, |_| {}).await.unwrap();
+    assert_eq!(s.index_beams_learned, 12, "stale entries replaced");
+    let rows = |s: &magg::run::RunSummary| s.cells.iter().map(|c| c.total_obs).sum::<u64>();
+    assert_eq!(rows(&s), rows(&fresh));
+    assert_eq!(chunks(&dir.path().join("stale2.zarr")), chunks(&dir.path().join("stale.zarr")));
 }

@@ -77,6 +77,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         workers,
         overwrite: true,
         resume: false,
+        index: None,
     };
     println!("2/3 aggregating with the built-in atl06 config (child order {})", pipeline.output.grid.child_order);
     let summary = super::run::execute(&config).await?;

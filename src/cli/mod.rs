@@ -9,6 +9,7 @@ mod common;
 mod compile;
 mod demo;
 mod export;
+mod index;
 mod inspect;
 mod run;
 mod sql;
@@ -43,6 +44,7 @@ enum Command {
     Compile(compile::CompileArgs),
     Synth(synth::SynthArgs),
     Inspect(inspect::InspectArgs),
+    Index(index::IndexArgs),
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,5 +56,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(args) => compile::run(args).await,
         Command::Synth(args) => synth::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
+        Command::Index(args) => index::run(args).await,
     }
 }

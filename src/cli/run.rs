@@ -15,6 +15,11 @@ use magg::store::StoreOptions;
 /// cell on all cores, and writes each cell's chunk. A cell whose granules cannot be read
 /// is reported and written nowhere; the other cells finish, and the exit code is 1.
 ///
+/// A coordinate index next to the catalog (`catalog.index.json`, see `magg index`) lets
+/// each cell decode only the latitude/longitude chunks that reach it. The run reads it
+/// when it exists and writes back the beams it had to read whole, so the next run of the
+/// same catalog starts with them. Results are identical with or without it.
+///
 /// Examples:
 ///   magg run --config configs/atl06.yaml --catalog catalog.json --store out.zarr
 ///   magg run --catalog catalog.json --store s3://bucket/out.zarr --max-cells 5
@@ -54,6 +59,13 @@ pub(crate) struct RunArgs {
     /// Write a JSON report (one entry per cell: granules, rows, seconds, error).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Coordinate index file to read and update. Default: CATALOG's name with
+    /// `.index.json` (catalog.json -> catalog.index.json).
+    #[arg(long, conflicts_with = "no_index")]
+    index: Option<PathBuf>,
+    /// Neither read nor write a coordinate index file.
+    #[arg(long)]
+    no_index: bool,
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -98,6 +110,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         workers,
         overwrite: args.overwrite,
         resume: args.resume,
+        index: (!args.no_index).then(|| args.index.clone().unwrap_or_else(|| magg::table::index::default_path(&args.catalog))),
     };
     let summary = execute(&config).await?;
     if let Some(path) = &args.report {
@@ -127,6 +140,14 @@ pub(crate) async fn execute(config: &RunConfig) -> anyhow::Result<RunSummary> {
     .await?;
     bar.finish_and_clear();
     print_summary(&summary);
+    if let (Some(path), true) = (&config.index, summary.index_beams_learned > 0) {
+        println!(
+            "coordinate index: {} beams listed, {} learned, written to {}",
+            summary.index_beams_loaded,
+            summary.index_beams_learned,
+            path.display()
+        );
+    }
     Ok(summary)
 }
 

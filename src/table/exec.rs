@@ -285,7 +285,7 @@ pub(crate) fn runs(mask: &[bool]) -> Vec<Range<u64>> {
     out
 }
 
-fn as_f64(url: &str, a: &ArrayRef) -> Result<Float64Array, TableError> {
+pub(crate) fn as_f64(url: &str, a: &ArrayRef) -> Result<Float64Array, TableError> {
     let c = cast(a, &DataType::Float64).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
     Ok(c.as_any().downcast_ref::<Float64Array>().cloned().unwrap_or_else(|| Float64Array::from(Vec::<f64>::new())))
 }
@@ -313,7 +313,7 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
 
 /// Every point's cell at `order` (`u64::MAX` where the coordinates are NULL, not finite
 /// or out of range), the one hashing pass a cell-filtered scan makes.
-fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
+pub(crate) fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
     let (la, lo) = (lat.values(), lon.values());
     let valid = |i: usize| lat.is_valid(i) && lon.is_valid(i);
     (0..lat.len())
@@ -360,11 +360,12 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let lat_col = &opts.columns[0];
     let lon_col = &opts.columns[1];
     let lat_path = lat_col.path(group);
-    let n_rows = match file.dataset_info(&lat_path).await {
-        Ok(info) => info.shape.first().copied().unwrap_or(0),
+    let lat_info = match file.dataset_info(&lat_path).await {
+        Ok(info) => info,
         Err(H5Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(granule_err(e)),
     };
+    let n_rows = lat_info.shape.first().copied().unwrap_or(0);
     if n_rows == 0 {
         return Ok(None);
     }
@@ -390,7 +391,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         // says reach the cell (none: the beam is done without reading anything).
         let group_arc: Arc<str> = Arc::from(group);
         let index = opts.coord_index.as_ref().filter(|_| shared.cells.len() == 1);
-        let known = index.and_then(|ix| ix.chunks_touching(url_arc, &group_arc, &shared.cells[0]));
+        let known = index.and_then(|ix| ix.chunks_touching(url_arc, &group_arc, &shared.cells[0], file.size(), n_rows));
         let scan: Vec<Range<u64>> = known.clone().unwrap_or_else(|| vec![0..n_rows]);
         if scan.is_empty() {
             return Ok(None);
@@ -417,8 +418,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
             let c = &shared.cells[0];
             let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
             if let (Some(ix), None) = (index, &known) {
-                let lat_info = file.dataset_info(&lat_path).await.map_err(granule_err)?;
-                ix.insert(url_arc, &group_arc, c, &lat_info.chunk_row_ranges(), &hashes);
+                ix.insert(url_arc, &group_arc, super::IndexSpec::of(c), file.size(), &lat_info.chunk_row_ranges(), &hashes);
             }
             let shift = 2 * u32::from(c.hash_order - c.parent_order);
             hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
@@ -482,7 +482,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     // Coordinates read for the cell filter get the same fill treatment.
     for idx in [0usize, 1] {
         if let (Some(arr), true) = (values.get(&idx).cloned(), needed.contains(&idx) && !shared.cells.is_empty()) {
-            let info = file.dataset_info(&opts.columns[idx].path(group)).await.map_err(granule_err)?;
+            let info = if idx == 0 { lat_info.clone() } else { file.dataset_info(&lon_col.path(group)).await.map_err(granule_err)? };
             if let Some(fill) = &info.fill_value {
                 if let Some(m) = fill_mask(url, &arr, fill)? {
                     let a = nullif(arr.as_ref(), &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;

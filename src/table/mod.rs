@@ -19,6 +19,7 @@
 
 pub mod exec;
 pub mod filter;
+pub mod index;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use crate::store::StoreOptions;
 
 pub use exec::GranuleScanExec;
 pub use filter::{CellFilter, Pushed};
+pub use index::{CoordinateIndex, IndexError, IndexSpec};
 
 /// Errors building or scanning a granule table.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,9 @@ pub enum TableError {
         /// The cause.
         source: arrow::error::ArrowError,
     },
+    /// A task failed (a panic in a worker thread: a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<TableError> for DataFusionError {
@@ -159,62 +164,6 @@ pub struct GranuleTableOptions {
     /// scans of one run: a granule crosses several parent cells, and after its first
     /// cell the others decode only the latitude/longitude chunks that reach them.
     pub coord_index: Option<Arc<CoordinateIndex>>,
-}
-
-/// What the scan learned about one beam's coordinates: for each chunk of rows, the
-/// distinct cells (at `order`) its points fall in, hashed as `hash_order`/`mode` say.
-#[derive(Debug)]
-struct BeamIndex {
-    hash_order: u8,
-    mode: magg_udfs::healpix::LatitudeMode,
-    order: u8,
-    chunks: Vec<(std::ops::Range<u64>, Vec<u64>)>,
-}
-
-/// Per-beam, per-chunk cell sets, filled by cell-filtered scans (see
-/// [`GranuleTableOptions::coord_index`]). Exact, not a bounding box: a chunk is skipped
-/// only when none of its points hashed into the cell, so results are unchanged.
-#[derive(Debug, Default)]
-pub struct CoordinateIndex {
-    entries: Mutex<std::collections::HashMap<(Arc<str>, Arc<str>), Arc<BeamIndex>>>,
-}
-
-impl CoordinateIndex {
-    /// Row ranges of the chunks of `url`/`group` that hold points of `cell`, or `None`
-    /// when the beam has not been indexed compatibly yet.
-    pub(crate) fn chunks_touching(&self, url: &Arc<str>, group: &Arc<str>, cell: &CellFilter) -> Option<Vec<std::ops::Range<u64>>> {
-        let entry = Arc::clone(self.entries.lock().get(&(Arc::clone(url), Arc::clone(group)))?);
-        if entry.hash_order != cell.hash_order || entry.mode != cell.mode {
-            return None;
-        }
-        let (io, co) = (u32::from(entry.order), u32::from(cell.parent_order));
-        Some(
-            entry
-                .chunks
-                .iter()
-                .filter(|(_, cells)| {
-                    cells.iter().any(|&c| if co >= io { cell.parent >> (2 * (co - io)) == c } else { c >> (2 * (io - co)) == cell.parent })
-                })
-                .map(|(r, _)| r.clone())
-                .collect(),
-        )
-    }
-
-    /// Record the cells of every chunk of a beam from its points' order-`hash_order`
-    /// cells (`u64::MAX` for points without valid coordinates).
-    pub(crate) fn insert(&self, url: &Arc<str>, group: &Arc<str>, cell: &CellFilter, chunks: &[std::ops::Range<u64>], hashes: &[u64]) {
-        let shift = 2 * u32::from(cell.hash_order - cell.parent_order);
-        let mut out = Vec::with_capacity(chunks.len());
-        for r in chunks {
-            let (a, b) = (r.start as usize, (r.end as usize).min(hashes.len()));
-            let mut cells: Vec<u64> = hashes[a.min(b)..b].iter().filter(|&&h| h != u64::MAX).map(|h| h >> shift).collect();
-            cells.sort_unstable();
-            cells.dedup();
-            out.push((r.clone(), cells));
-        }
-        let entry = BeamIndex { hash_order: cell.hash_order, mode: cell.mode, order: cell.parent_order, chunks: out };
-        self.entries.lock().insert((Arc::clone(url), Arc::clone(group)), Arc::new(entry));
-    }
 }
 
 impl GranuleTableOptions {
