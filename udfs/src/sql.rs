@@ -380,7 +380,10 @@ macro_rules! map_rows {
         /// whose value is `f(name, arguments...)`, row by row (NULL in, NULL out).
         pub(crate) fn $udf<$($A: Coerced,)+ O: ArrowPrimitiveType>(
             name: &'static str,
-            f: fn(&'static str, $($A::Native),+) -> Result<O::Native, UdfError>,
+            f: impl Fn(&'static str, $($A::Native),+) -> Result<O::Native, UdfError>
+                + Send
+                + Sync
+                + 'static,
             documentation: fn() -> Documentation,
         ) -> ScalarUDF {
             let signature = Signature::coercible(vec![$($A::coercion()),+], Volatility::Immutable);

@@ -402,8 +402,11 @@ pub fn center_with_mode(cell: u64, order: u8, mode: LatitudeMode) -> Result<(f64
 pub(crate) fn points_udf<O: ArrowPrimitiveType>(
     name: &'static str,
     orders: (u8, u8),
-    batch: fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>,
-    one: fn(Hashing, f64, f64) -> Result<O::Native, UdfError>,
+    batch: impl Fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>
+    + Send
+    + Sync
+    + 'static,
+    one: impl Fn(Hashing, f64, f64) -> Result<O::Native, UdfError> + Send + Sync + 'static,
     documentation: fn() -> Documentation,
 ) -> ScalarUDF {
     let signature = Signature::one_of(
@@ -415,7 +418,7 @@ pub(crate) fn points_udf<O: ArrowPrimitiveType>(
     );
     let definition = Definition::new(name, signature, O::DATA_TYPE, documentation);
     ScalarFunction::udf(definition, move |args, rows| {
-        invoke_points::<O>(name, args, rows, orders, batch, one)
+        invoke_points::<O>(name, args, rows, orders, &batch, &one)
     })
 }
 
@@ -424,8 +427,8 @@ fn invoke_points<O: ArrowPrimitiveType>(
     args: &[ColumnarValue],
     n: usize,
     orders: (u8, u8),
-    batch: fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>,
-    one: fn(Hashing, f64, f64) -> Result<O::Native, UdfError>,
+    batch: impl Fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>,
+    one: impl Fn(Hashing, f64, f64) -> Result<O::Native, UdfError>,
 ) -> Result<ColumnarValue> {
     let mode = mode_arg(function, args, 3)?;
     let [lat, lon, order] = &args[..3] else {
@@ -468,7 +471,7 @@ fn invoke_points<O: ArrowPrimitiveType>(
 /// `healpix_children_first` / `_last`): `f(name, cell, from_order, to_order)` row by row.
 pub(crate) fn cell_orders_udf(
     name: &'static str,
-    f: fn(&'static str, u64, i64, i64) -> Result<u64, UdfError>,
+    f: impl Fn(&'static str, u64, i64, i64) -> Result<u64, UdfError> + Send + Sync + 'static,
     documentation: fn() -> Documentation,
 ) -> ScalarUDF {
     udf3::<UInt64Type, Int64Type, Int64Type, UInt64Type>(name, f, documentation)

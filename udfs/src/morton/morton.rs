@@ -9,7 +9,8 @@ use crate::sql::DOC_SECTION_MORTON;
 
 /// `morton(lat, lon, order [, mode])`: the morton index at `order` (1-18) of each point.
 pub(crate) fn udf() -> ScalarUDF {
-    let one = |hashing: Hashing, lat, lon| Ok(encode(hashing.cell(lat, lon)?, hashing.order));
+    let one =
+        |hashing: Hashing, lat: f64, lon: f64| Ok(encode(hashing.cell(lat, lon)?, hashing.order));
     points_udf::<Int64Type>(MORTON, (MIN_ORDER, MAX_ORDER), mortons, one, documentation)
 }
 
