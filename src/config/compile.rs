@@ -249,9 +249,8 @@ impl PipelineConfig {
         let moments = |udaf: &str| -> Result<String, ConfigError> {
             let src = needs_source()?;
             match number("ddof")? {
-                None => Ok(format!("{udaf}({src})")),
-                Some(d) if d == 0.0 => Ok(format!("{udaf}({src})")),
-                Some(d) if d == 1.0 => Ok(format!("{udaf}({src}, 1)")),
+                None | Some(0.0) => Ok(format!("{udaf}({src})")),
+                Some(1.0) => Ok(format!("{udaf}({src}, 1)")),
                 Some(d) => Err(self.invalid(format!("{key}.params.ddof"), format!("got {d}, expected 0 or 1"))),
             }
         };

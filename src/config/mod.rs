@@ -326,13 +326,10 @@ impl PipelineConfig {
         if grid.kind != "healpix" {
             return Err(self.invalid("output.grid.type", format!("got {:?}, expected healpix", grid.kind)));
         }
-        if let Some(s) = &grid.indexing_scheme {
-            if s != "nested" {
-                return Err(self.invalid(
-                    "output.grid.indexing_scheme",
-                    format!("got {s:?}, expected nested"),
-                ));
-            }
+        if let Some(s) = &grid.indexing_scheme
+            && s != "nested"
+        {
+            return Err(self.invalid("output.grid.indexing_scheme", format!("got {s:?}, expected nested")));
         }
         if grid.child_order == 0 || grid.child_order > 18 {
             return Err(self.invalid(
@@ -340,10 +337,11 @@ impl PipelineConfig {
                 format!("got {}, expected 1..=18 (the morton coordinate holds at most 18 digits)", grid.child_order),
             ));
         }
-        if let Some(l) = &self.output.layout {
-            if l != "compact" && l != "full_sphere" {
-                return Err(self.invalid("output.layout", format!("got {l:?}, expected compact or full_sphere")));
-            }
+        if let Some(l) = &self.output.layout
+            && l != "compact"
+            && l != "full_sphere"
+        {
+            return Err(self.invalid("output.layout", format!("got {l:?}, expected compact or full_sphere")));
         }
         self.codec()?;
         self.latitude_mode()?;
