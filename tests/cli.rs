@@ -30,6 +30,7 @@ fn compile_prints_the_cell_query_and_names_bad_keys() {
     let (nested, _) = magg_udfs::morton::to_nested(-4_211_322).unwrap();
     assert!(out.contains(&format!("healpix_parent(healpix_cell(latitude, longitude, 18), 18, 6) = {nested}")), "{out}");
     assert!(out.contains("weighted_mean(\"h_li\", (1.0 / power(\"s_li\", 2.0))) AS \"h_mean\""), "{out}");
+    assert!(out.contains("np_var(\"h_li\") AS \"h_variance\""), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");

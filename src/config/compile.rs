@@ -2,9 +2,11 @@
 //!
 //! Every aggregation variable becomes one aggregate expression; the template
 //! `sql/cell_aggregate.sql` wraps them in a `GROUP BY cell` query. numpy semantics are
-//! kept where DataFusion's built-ins differ: `average` with weights is `weighted_mean`,
-//! `quantile`/`percentile` are magg's `quantile` (numpy's linear interpolation), `var`/`std`
-//! are the population forms (`ddof=0`) unless `ddof: 1` is given.
+//! kept where DataFusion's built-ins differ, with magg's aggregates (`magg_udfs::aggregate`):
+//! `average` with weights is `weighted_mean`, `quantile`/`percentile` are `quantile`
+//! (numpy's linear interpolation), `var`/`std` are `np_var`/`np_std` (numpy's two-pass
+//! accuracy, `ddof` passed through) and `median` is `np_median` (NaN in, NaN out). The
+//! same aggregates serve `expression:` reductions (see `expr.rs`).
 
 use std::fmt::Write as _;
 
@@ -243,11 +245,12 @@ impl PipelineConfig {
             }
             Ok(format!("quantile({src}, {frac:?})"))
         };
-        let ddof = || -> Result<&'static str, ConfigError> {
+        // `np_var(x)` / `np_std(x)`, or with numpy's `ddof` as their second argument.
+        let moments = |udaf: &str| -> Result<String, ConfigError> {
+            let src = needs_source()?;
             match number("ddof")? {
-                None => Ok("pop"),
-                Some(d) if d == 0.0 => Ok("pop"),
-                Some(d) if d == 1.0 => Ok("samp"),
+                None | Some(0.0) => Ok(format!("{udaf}({src})")),
+                Some(1.0) => Ok(format!("{udaf}({src}, 1)")),
                 Some(d) => Err(self.invalid(format!("{key}.params.ddof"), format!("got {d}, expected 0 or 1"))),
             }
         };
@@ -281,9 +284,9 @@ impl PipelineConfig {
                     }
                 }
             }
-            "var" | "nanvar" => format!("var_{}({})", ddof()?, needs_source()?),
-            "std" | "nanstd" => format!("stddev_{}({})", ddof()?, needs_source()?),
-            "median" | "nanmedian" => format!("median({})", needs_source()?),
+            "var" | "nanvar" => moments("np_var")?,
+            "std" | "nanstd" => moments("np_std")?,
+            "median" | "nanmedian" => format!("np_median({})", needs_source()?),
             "quantile" | "nanquantile" => quantile(1.0)?,
             "percentile" | "nanpercentile" => quantile(100.0)?,
             _ => {
@@ -312,7 +315,7 @@ mod tests {
     max("h_li") AS "h_max",
     weighted_mean("h_li", (1.0 / power("s_li", 2.0))) AS "h_mean",
     (1.0 / sqrt(sum((1.0 / power("s_li", 2.0))))) AS "h_sigma",
-    var_pop("h_li") AS "h_variance",
+    np_var("h_li") AS "h_variance",
     quantile("h_li", 0.25) AS "h_q25",
     quantile("h_li", 0.5) AS "h_q50",
     quantile("h_li", 0.75) AS "h_q75"
@@ -336,8 +339,60 @@ ORDER BY 1"#;
         );
         let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
         let get = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
-        assert_eq!(get("h_variance"), "stddev_samp(\"h_li\")");
+        assert_eq!(get("h_variance"), "np_std(\"h_li\", 1)");
         assert_eq!(get("p90"), "quantile(\"h_li\", 0.9)");
+    }
+
+    /// numpy's var / std / median (functions and expression reductions) compile to magg's
+    /// numpy-exact aggregates, with ddof passed through, and run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn numpy_statistics_compile_to_the_udfs_aggregates_and_run() {
+        use arrow::array::{AsArray, Float64Array, RecordBatch};
+        use arrow::datatypes::{Field, Float64Type, Schema};
+        use datafusion::datasource::MemTable;
+        use std::sync::Arc;
+
+        let more = concat!(
+            "      params: {ddof: 0}\n",
+            "    var1:\n      function: nanvar\n      source: h_li\n      params: {ddof: 1}\n",
+            "    std0:\n      function: np.std\n      source: h_li\n",
+            "    std1:\n      function: std\n      source: h_li\n      params: {ddof: \"1\"}\n",
+            "    med:\n      function: nanmedian\n      source: h_li\n",
+            "    expr:\n      expression: np.std(h_li) / np.sqrt(len(h_li)) + 0 * np.median(s_li) + 0 * np.var(h_li)\n",
+        );
+        let variance = "    h_variance:\n      function: var\n      source: h_li\n";
+        let yaml = super::super::ATL06_YAML.replacen(variance, &format!("{variance}{more}"), 1);
+        let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
+        let sql = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
+        assert_eq!(sql("h_variance"), "np_var(\"h_li\")");
+        assert_eq!(sql("var1"), "np_var(\"h_li\", 1)");
+        assert_eq!(sql("std0"), "np_std(\"h_li\")");
+        assert_eq!(sql("std1"), "np_std(\"h_li\", 1)");
+        assert_eq!(sql("med"), "np_median(\"h_li\")");
+        assert_eq!(
+            sql("expr"),
+            "(((np_std(\"h_li\") / sqrt(count(\"h_li\"))) + (0.0 * np_median(\"s_li\"))) + (0.0 * np_var(\"h_li\")))"
+        );
+
+        // numpy on h = [3000.01, 3000.02, 2999.98, 3000.5, 2999.9] (Python floats).
+        let h = Float64Array::from(vec![3000.01, 3000.02, 2999.98, 3000.5, 2999.9]);
+        let s_li = Float64Array::from(vec![0.1, 0.2, 0.1, 0.3, 0.25]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("h_li", DataType::Float64, true),
+            Field::new("s_li", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(h), Arc::new(s_li)]).unwrap();
+        let ctx = datafusion::prelude::SessionContext::new();
+        magg_udfs::register_all(&ctx);
+        ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        let names = ["h_variance", "var1", "std0", "std1", "med", "expr"];
+        let select: Vec<String> = names.iter().map(|n| sql(n)).collect();
+        let batches = ctx.sql(&format!("SELECT {} FROM t", select.join(", "))).await.unwrap().collect().await.unwrap();
+        let want = [0.0454559999999868, 0.056819999999983495, 0.2132041275397519, 0.23836946113121013, 3000.01, 0.09534778445248404];
+        for (j, (name, want)) in names.iter().zip(want).enumerate() {
+            let got = batches[0].column(j).as_primitive::<Float64Type>().value(0);
+            assert!(((got - want) / want).abs() < 1e-12, "{name}: {got} vs numpy {want}");
+        }
     }
 
     #[test]

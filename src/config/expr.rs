@@ -88,12 +88,12 @@ const FUNCS: &[Func] = &[
     Func { name: "max", sql: "max({0})", reduces: true },
     Func { name: "nanmax", sql: "max({0})", reduces: true },
     Func { name: "amax", sql: "max({0})", reduces: true },
-    Func { name: "var", sql: "var_pop({0})", reduces: true },
-    Func { name: "nanvar", sql: "var_pop({0})", reduces: true },
-    Func { name: "std", sql: "stddev_pop({0})", reduces: true },
-    Func { name: "nanstd", sql: "stddev_pop({0})", reduces: true },
-    Func { name: "median", sql: "median({0})", reduces: true },
-    Func { name: "nanmedian", sql: "median({0})", reduces: true },
+    Func { name: "var", sql: "np_var({0})", reduces: true },
+    Func { name: "nanvar", sql: "np_var({0})", reduces: true },
+    Func { name: "std", sql: "np_std({0})", reduces: true },
+    Func { name: "nanstd", sql: "np_std({0})", reduces: true },
+    Func { name: "median", sql: "np_median({0})", reduces: true },
+    Func { name: "nanmedian", sql: "np_median({0})", reduces: true },
     Func { name: "sqrt", sql: "sqrt({0})", reduces: false },
     Func { name: "abs", sql: "abs({0})", reduces: false },
     Func { name: "fabs", sql: "abs({0})", reduces: false },
@@ -222,21 +222,23 @@ impl Parser<'_> {
 
     // expr := term (('+'|'-') term)*
     fn expr(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.term()?;
-        while let Some(Tok::Op(op @ ('+' | '-'))) = self.peek().cloned() {
-            self.pos += 1;
-            let right = self.term()?;
-            left = Node::Binary(op, Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.left_assoc(&['+', '-'], Self::term)
     }
 
     // term := unary (('*'|'/') unary)*
     fn term(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.unary()?;
-        while let Some(Tok::Op(op @ ('*' | '/'))) = self.peek().cloned() {
+        self.left_assoc(&['*', '/'], Self::unary)
+    }
+
+    /// `operand (op operand)*` for the operators `ops`, grouped to the left.
+    fn left_assoc(&mut self, ops: &[char], operand: fn(&mut Self) -> Result<Node, ExprError>) -> Result<Node, ExprError> {
+        let mut left = operand(self)?;
+        while let Some(Tok::Op(op)) = self.peek().cloned() {
+            if !ops.contains(&op) {
+                break;
+            }
             self.pos += 1;
-            let right = self.unary()?;
+            let right = operand(self)?;
             left = Node::Binary(op, Box::new(left), Box::new(right));
         }
         Ok(left)

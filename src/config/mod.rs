@@ -326,13 +326,10 @@ impl PipelineConfig {
         if grid.kind != "healpix" {
             return Err(self.invalid("output.grid.type", format!("got {:?}, expected healpix", grid.kind)));
         }
-        if let Some(s) = &grid.indexing_scheme {
-            if s != "nested" {
-                return Err(self.invalid(
-                    "output.grid.indexing_scheme",
-                    format!("got {s:?}, expected nested"),
-                ));
-            }
+        if let Some(s) = &grid.indexing_scheme
+            && s != "nested"
+        {
+            return Err(self.invalid("output.grid.indexing_scheme", format!("got {s:?}, expected nested")));
         }
         if grid.child_order == 0 || grid.child_order > 18 {
             return Err(self.invalid(
@@ -340,10 +337,11 @@ impl PipelineConfig {
                 format!("got {}, expected 1..=18 (the morton coordinate holds at most 18 digits)", grid.child_order),
             ));
         }
-        if let Some(l) = &self.output.layout {
-            if l != "compact" && l != "full_sphere" {
-                return Err(self.invalid("output.layout", format!("got {l:?}, expected compact or full_sphere")));
-            }
+        if let Some(l) = &self.output.layout
+            && l != "compact"
+            && l != "full_sphere"
+        {
+            return Err(self.invalid("output.layout", format!("got {l:?}, expected compact or full_sphere")));
         }
         self.codec()?;
         self.latitude_mode()?;
@@ -440,69 +438,57 @@ mod tests {
         ATL06_YAML.replacen(from, to, 1)
     }
 
-    #[test]
-    fn unknown_section_names_the_key() {
-        let err = parse(&format!("{ATL06_YAML}\nextras:\n  a: 1\n")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.starts_with("config test.yaml:"), "{msg}");
-        assert!(msg.contains("unknown field `extras`"), "{msg}");
+    /// The message of the error `text` gives, which must contain every one of `parts`.
+    fn error_mentioning(text: &str, parts: &[&str]) -> String {
+        let msg = parse(text).unwrap_err().to_string();
+        for part in parts {
+            assert!(msg.contains(part), "{msg:?} should mention {part:?}");
+        }
+        msg
     }
 
     #[test]
-    fn unknown_key_inside_a_variable_names_its_path() {
-        let err = parse(&replace("      function: min\n", "      functoin: min\n")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("aggregation.variables.h_min"), "{msg}");
-        assert!(msg.contains("functoin"), "{msg}");
+    fn unknown_section_names_the_key() {
+        let msg = error_mentioning(&format!("{ATL06_YAML}\nextras:\n  a: 1\n"), &["unknown field `extras`"]);
+        assert!(msg.starts_with("config test.yaml:"), "{msg}");
     }
 
     #[test]
     fn source_must_be_a_variable() {
-        let err = parse(&replace("      function: min\n      source: h_li\n", "      function: min\n      source: h_lii\n")).unwrap_err();
+        let msg = error_mentioning(&replace("      function: min\n      source: h_li\n", "      function: min\n      source: h_lii\n"), &[]);
         assert_eq!(
-            err.to_string(),
+            msg,
             "config test.yaml: aggregation.variables.h_min.source: got \"h_lii\", expected one of the data_source.variables: h_li, s_li"
         );
     }
 
+    /// Each mistake (text replaced in the built-in config) and what its error must name.
     #[test]
-    fn function_and_expression_are_exclusive() {
-        let err = parse(&replace("      function: min\n", "      function: min\n      expression: np.sum(h_li)\n")).unwrap_err();
-        assert!(err.to_string().contains("aggregation.variables.h_min: has both function and expression"), "{err}");
-        let err = parse(&replace("      function: min\n      source: h_li\n", "      source: h_li\n")).unwrap_err();
-        assert!(err.to_string().contains("aggregation.variables.h_min: has neither function nor expression"), "{err}");
-    }
-
-    #[test]
-    fn unknown_function_lists_the_allowed_ones() {
-        let err = parse(&replace("function: min", "function: frobnicate")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("aggregation.variables.h_min.function: got \"frobnicate\""), "{msg}");
-        assert!(msg.contains("quantile"), "{msg}");
-    }
-
-    #[test]
-    fn unknown_column_in_expression() {
-        let err = parse(&replace("np.sum(1.0 / s_li**2)", "np.sum(1.0 / sigma**2)")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("aggregation.variables.h_sigma.expression"), "{msg}");
-        assert!(msg.contains("\"sigma\""), "{msg}");
-    }
-
-    #[test]
-    fn bad_grid_and_dtype() {
-        let err = parse(&replace("child_order: 12", "child_order: 19")).unwrap_err();
-        assert!(err.to_string().contains("output.grid.child_order: got 19"), "{err}");
-        let err = parse(&replace("dtype: float32", "dtype: float128")).unwrap_err();
-        assert!(err.to_string().contains("aggregation.variables.h_min.dtype: got \"float128\""), "{err}");
-        let err = parse(&replace("type: healpix", "type: s2")).unwrap_err();
-        assert!(err.to_string().contains("output.grid.type: got \"s2\", expected healpix"), "{err}");
+    fn errors_name_the_key_path_and_what_is_allowed() {
+        let cases: [(&str, &str, &[&str]); 8] = [
+            // An unknown key inside a variable.
+            ("      function: min\n", "      functoin: min\n", &["aggregation.variables.h_min", "functoin"]),
+            // Both or neither of function and expression.
+            ("      function: min\n", "      function: min\n      expression: np.sum(h_li)\n", &["aggregation.variables.h_min: has both function and expression"]),
+            ("      function: min\n      source: h_li\n", "      source: h_li\n", &["aggregation.variables.h_min: has neither function nor expression"]),
+            // An unknown function lists the allowed ones.
+            ("function: min", "function: frobnicate", &["aggregation.variables.h_min.function: got \"frobnicate\"", "quantile"]),
+            // An unknown column in an expression.
+            ("np.sum(1.0 / s_li**2)", "np.sum(1.0 / sigma**2)", &["aggregation.variables.h_sigma.expression", "\"sigma\""]),
+            // Bad grid and dtype.
+            ("child_order: 12", "child_order: 19", &["output.grid.child_order: got 19"]),
+            ("dtype: float32", "dtype: float128", &["aggregation.variables.h_min.dtype: got \"float128\""]),
+            ("type: healpix", "type: s2", &["output.grid.type: got \"s2\", expected healpix"]),
+        ];
+        for (from, to, parts) in cases {
+            error_mentioning(&replace(from, to), parts);
+        }
     }
 
     #[test]
     fn bounds_are_rejected_not_ignored() {
-        let err = parse(&format!("{ATL06_YAML}bounds:\n  temporal: {{start_date: 2020-01-01, end_date: 2020-02-01}}\n")).unwrap_err();
-        assert!(err.to_string().contains("bounds: temporal/spatial bounds are not applied"), "{err}");
+        let bounds = format!("{ATL06_YAML}bounds:\n  temporal: {{start_date: 2020-01-01, end_date: 2020-02-01}}\n");
+        error_mentioning(&bounds, &["bounds: temporal/spatial bounds are not applied"]);
     }
 
     #[test]
@@ -511,8 +497,7 @@ mod tests {
         assert_eq!(c.codec().unwrap(), Some(5));
         assert!(c.full_sphere());
         assert_eq!(c.latitude_mode().unwrap(), magg_udfs::healpix::LatitudeMode::Authalic);
-        let err = parse(&replace("    child_order: 12\n", "    child_order: 12\n  codec: gzip\n")).unwrap_err();
-        assert!(err.to_string().contains("output.codec: got \"gzip\""), "{err}");
+        error_mentioning(&replace("    child_order: 12\n", "    child_order: 12\n  codec: gzip\n"), &["output.codec: got \"gzip\""]);
     }
 
     #[test]

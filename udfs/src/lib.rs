@@ -9,7 +9,8 @@
 //!   healpy; latitude mode `sphere` (default, as the reference) or `authalic` (WGS84).
 //! - [`morton`]: the reference's decimal morton keys at orders 1-18 (`morton`,
 //!   `morton_parent`, `morton_order`, `morton_to_cell`, `cell_to_morton`).
-//! - [`aggregate`]: `weighted_mean`, `quantile`, `np_median` with numpy's definitions.
+//! - [`aggregate`]: `weighted_mean`, `quantile`, `np_median`, `np_var`, `np_std` with
+//!   numpy's definitions.
 //!
 //! Every SQL function propagates NULLs, accepts any numeric (or integer) argument type
 //! through coercion, has a vectorised path for constant arguments, carries

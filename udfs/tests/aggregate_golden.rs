@@ -101,8 +101,13 @@ fn f64_at(b: &RecordBatch, col: usize, row: usize) -> f64 {
     c.as_primitive::<Float64Type>().value(row)
 }
 
+/// Relative difference; 0 for equal values and for two NaNs.
 fn rel(a: f64, b: f64) -> f64 {
-    if a == b { 0.0 } else { ((a - b) / b).abs() }
+    if a == b || (a.is_nan() && b.is_nan()) {
+        0.0
+    } else {
+        ((a - b) / b).abs()
+    }
 }
 
 /// Largest relative differences from numpy seen by `check`.
@@ -111,6 +116,8 @@ struct Worst {
     weighted_mean: f64,
     np_var: f64,
     np_std: f64,
+    np_var_ddof1: f64,
+    np_std_ddof1: f64,
     var_pop: f64,
     stddev_pop: f64,
 }
@@ -164,28 +171,29 @@ fn check(g: &Group, b: &RecordBatch, row: usize, qs: &[f64], worst: &mut Worst) 
         g.name
     );
     worst.weighted_mean = worst.weighted_mean.max(err);
-    let (var, std) = (f64_at(b, n + 5, row), f64_at(b, n + 6, row));
-    let (var_err, std_err) = (rel(var, g.var), rel(std, g.std));
-    assert!(
-        var_err <= 2e-15,
-        "{} np_var {var:?} vs numpy {:?} (rel {var_err:e})",
-        g.name,
-        g.var
-    );
-    assert!(
-        std_err <= 2e-15,
-        "{} np_std {std:?} vs numpy {:?} (rel {std_err:e})",
-        g.name,
-        g.std
-    );
-    worst.np_var = worst.np_var.max(var_err);
-    worst.np_std = worst.np_std.max(std_err);
+    // np_var, np_std, np_var(x, 1), np_std(x, 1), in select_list's order.
+    let moments = [
+        ("np_var", 0, g.var, &mut worst.np_var),
+        ("np_std", 0, g.std, &mut worst.np_std),
+        ("np_var", 1, g.var_ddof1, &mut worst.np_var_ddof1),
+        ("np_std", 1, g.std_ddof1, &mut worst.np_std_ddof1),
+    ];
+    for (k, (name, ddof, want, worst)) in moments.into_iter().enumerate() {
+        let got = f64_at(b, n + 5 + k, row);
+        let err = rel(got, want);
+        assert!(
+            err <= 2e-15,
+            "{} {name} ddof {ddof}: {got:?} vs numpy {want:?} (rel {err:e})",
+            g.name
+        );
+        *worst = worst.max(err);
+    }
 }
 
 fn select_list(qs: &[f64]) -> String {
     format!(
         "{}, np_median(x), median(CAST(x AS DOUBLE)), var_pop(x), stddev_pop(x), weighted_mean(x, w), \
-         np_var(x), np_std(x)",
+         np_var(x), np_std(x), np_var(x, 1), np_std(x, 1)",
         quantile_columns(qs)
     )
 }
@@ -196,7 +204,7 @@ async fn check_all(ctx: &SessionContext, groups: &[Group], qs: &[f64]) {
     for table in ["t64", "t32"] {
         let sql = format!("SELECT {}, g FROM {table} GROUP BY g", select_list(qs));
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let g_col = qs.len() + 7;
+        let g_col = qs.len() + 9;
         for b in &batches {
             let names = b.column(g_col).as_string::<i32>();
             for row in 0..b.num_rows() {
@@ -210,12 +218,18 @@ async fn check_all(ctx: &SessionContext, groups: &[Group], qs: &[f64]) {
     eprintln!("largest relative differences from numpy: {worst:?}");
 }
 
+/// A context with the golden groups registered, the groups and their quantiles `q`.
+fn golden_context(config: SessionConfig) -> (SessionContext, Vec<Group>, Vec<f64>) {
+    let groups = golden::groups();
+    let qs = groups[0].quantile.iter().map(|(q, _)| *q).collect();
+    let ctx = context(config);
+    register(&ctx, &groups);
+    (ctx, groups, qs)
+}
+
 #[tokio::test]
 async fn grouped_aggregates_equal_numpy() {
-    let groups = golden::groups();
-    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
-    let ctx = context(SessionConfig::new());
-    register(&ctx, &groups);
+    let (ctx, groups, qs) = golden_context(SessionConfig::new());
     check_all(&ctx, &groups, &qs).await;
 }
 
@@ -223,8 +237,6 @@ async fn grouped_aggregates_equal_numpy() {
 /// stage through `convert_to_state`.
 #[tokio::test]
 async fn grouped_aggregates_equal_numpy_when_partial_aggregation_is_skipped() {
-    let groups = golden::groups();
-    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
     let mut config = SessionConfig::new();
     let options = config.options_mut();
     options
@@ -233,17 +245,13 @@ async fn grouped_aggregates_equal_numpy_when_partial_aggregation_is_skipped() {
     options
         .execution
         .skip_partial_aggregation_probe_ratio_threshold = 0.0;
-    let ctx = context(config);
-    register(&ctx, &groups);
+    let (ctx, groups, qs) = golden_context(config);
     check_all(&ctx, &groups, &qs).await;
 }
 
 #[tokio::test]
 async fn ungrouped_aggregates_equal_numpy() {
-    let groups = golden::groups();
-    let qs: Vec<f64> = groups[0].quantile.iter().map(|(q, _)| *q).collect();
-    let ctx = context(SessionConfig::new());
-    register(&ctx, &groups);
+    let (ctx, groups, qs) = golden_context(SessionConfig::new());
     for g in &groups {
         let table = if g.float32 { "t32" } else { "t64" };
         let sql = format!(
@@ -320,21 +328,32 @@ async fn empty_groups_nulls_nans_and_bad_q() {
     )
     .await;
     assert_eq!(c.as_primitive::<Float64Type>().value(0), 3.0);
-    // q must be a constant in [0, 1].
-    for (sql, value) in [
-        ("SELECT quantile(x, 1.5) FROM (VALUES (1.0)) t(x)", "1.5"),
-        ("SELECT quantile(x, -0.1) FROM (VALUES (1.0)) t(x)", "-0.1"),
-        ("SELECT quantile(x, x) FROM (VALUES (1.0)) t(x)", "x"),
+    // An infinite value gives NaN wherever it is (numpy: inf - inf in x - mean).
+    let c =
+        one("SELECT np_var(x) FROM (VALUES (1.0), (CAST('Infinity' AS DOUBLE)), (2.0)) t(x)").await;
+    assert!(c.as_primitive::<Float64Type>().value(0).is_nan());
+    // q must be a constant in [0, 1], ddof a constant >= 0.
+    let q = ("quantile", "argument q", "a constant in [0, 1]");
+    let ddof = ("argument ddof", "a constant >= 0");
+    for (call, value, (function, argument, expected)) in [
+        ("quantile(x, 1.5)", "1.5", q),
+        ("quantile(x, -0.1)", "-0.1", q),
+        ("quantile(x, x)", "x", q),
+        ("quantile(x, CAST(NULL AS DOUBLE))", "NULL", q),
+        ("np_var(x, -1)", "-1", ("np_var", ddof.0, ddof.1)),
+        ("np_std(x, x)", "x", ("np_std", ddof.0, ddof.1)),
         (
-            "SELECT quantile(x, CAST(NULL AS DOUBLE)) FROM (VALUES (1.0)) t(x)",
+            "np_var(x, CAST(NULL AS DOUBLE))",
             "NULL",
+            ("np_var", ddof.0, ddof.1),
         ),
     ] {
-        let e = match ctx.sql(sql).await {
+        let sql = format!("SELECT {call} FROM (VALUES (1.0)) t(x)");
+        let e = match ctx.sql(&sql).await {
             Ok(df) => df.collect().await.unwrap_err().to_string(),
             Err(e) => e.to_string(),
         };
-        for part in ["quantile", "argument q", value, "a constant in [0, 1]"] {
+        for part in [function, argument, value, expected] {
             assert!(e.contains(part), "{sql}: {e:?} should mention {part:?}");
         }
     }

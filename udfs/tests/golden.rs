@@ -136,6 +136,9 @@ pub struct Group {
     pub median: f64,
     pub var: f64,
     pub std: f64,
+    /// numpy's var / std with ddof=1 (NaN for one value).
+    pub var_ddof1: f64,
+    pub std_ddof1: f64,
     pub weighted_mean: Option<f64>,
 }
 
@@ -168,6 +171,8 @@ pub fn groups() -> Vec<Group> {
                 median: num(&np["median"]),
                 var: num(&np["var"]),
                 std: num(&np["std"]),
+                var_ddof1: num(&np["var_ddof1"]),
+                std_ddof1: num(&np["std_ddof1"]),
                 weighted_mean: np.get("weighted_mean").map(num),
             }
         })

@@ -7,7 +7,9 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt64Type};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float64Type, Int64Type, Schema, UInt64Type,
+};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -104,74 +106,63 @@ fn points_table(ctx: &SessionContext) -> Vec<golden::Point> {
     points
 }
 
-#[tokio::test]
-async fn healpix_cell_over_a_table_equals_healpy() {
+/// A context with the table `pts` of [`points_table`], and its points.
+fn context_with_points() -> (SessionContext, Vec<golden::Point>) {
     let ctx = context();
     let points = points_table(&ctx);
-    for order in [0_u8, 6, 12, 29] {
-        let got = column(
-            &ctx,
-            &format!("SELECT healpix_cell(lat, lon, {order}) FROM pts ORDER BY id"),
-        )
-        .await;
-        let got = got.as_primitive::<UInt64Type>();
-        assert_eq!(got.len(), points.len());
-        for (i, p) in points.iter().enumerate() {
-            if i % 17 == 5 {
-                assert!(got.is_null(i), "NULL lat must give NULL");
-            } else {
-                assert_eq!(got.value(i), p.cell(order), "row {i} order {order}");
-            }
+    (ctx, points)
+}
+
+/// Runs `sql` (one column over `pts`, ordered by id) and checks row `i` against
+/// `want(i, point)`; rows with a NULL latitude must be NULL.
+async fn check_points<T: ArrowPrimitiveType>(
+    ctx: &SessionContext,
+    sql: &str,
+    points: &[golden::Point],
+    want: impl Fn(usize, &golden::Point) -> T::Native,
+) {
+    let got = column(ctx, sql).await;
+    let got = got.as_primitive::<T>();
+    assert_eq!(got.len(), points.len(), "{sql}");
+    for (i, p) in points.iter().enumerate() {
+        if i % 17 == 5 {
+            assert!(
+                got.is_null(i),
+                "{sql}: row {i} has a NULL lat, must be NULL"
+            );
+        } else {
+            assert_eq!(got.value(i), want(i, p), "{sql}: row {i}");
         }
+    }
+}
+
+#[tokio::test]
+async fn healpix_cell_over_a_table_equals_healpy() {
+    let (ctx, points) = context_with_points();
+    for order in [0_u8, 6, 12, 29] {
+        let sql = format!("SELECT healpix_cell(lat, lon, {order}) FROM pts ORDER BY id");
+        check_points::<UInt64Type>(&ctx, &sql, &points, |_, p| p.cell(order)).await;
     }
     // A per-row order (Int32 column, coerced) takes the row-by-row path.
-    let got = column(
-        &ctx,
-        "SELECT healpix_cell(lat, lon, ord) FROM pts ORDER BY id",
-    )
-    .await;
-    let got = got.as_primitive::<UInt64Type>();
-    for (i, p) in points.iter().enumerate() {
-        if i % 17 != 5 {
-            assert_eq!(got.value(i), p.cell((i % 30) as u8), "row {i}");
-        }
-    }
+    let sql = "SELECT healpix_cell(lat, lon, ord) FROM pts ORDER BY id";
+    check_points::<UInt64Type>(&ctx, sql, &points, |i, p| p.cell((i % 30) as u8)).await;
     // Float32 columns are widened to Float64 (exactly), then hashed.
-    let got = column(
-        &ctx,
-        "SELECT healpix_cell(lat32, lon32, 12) FROM pts ORDER BY id",
-    )
+    let sql = "SELECT healpix_cell(lat32, lon32, 12) FROM pts ORDER BY id";
+    check_points::<UInt64Type>(&ctx, sql, &points, |_, p| {
+        let (lat, lon) = (f64::from(p.lat as f32), f64::from(p.lon as f32));
+        healpix::cell(lat, lon, 12, LatitudeMode::Sphere).unwrap()
+    })
     .await;
-    let got = got.as_primitive::<UInt64Type>();
-    for (i, p) in points.iter().enumerate() {
-        if i % 17 != 5 {
-            let want = healpix::cell(
-                f64::from(p.lat as f32),
-                f64::from(p.lon as f32),
-                12,
-                LatitudeMode::Sphere,
-            )
-            .unwrap();
-            assert_eq!(got.value(i), want);
-        }
-    }
     // 'authalic' mode, explicitly and in capitals.
-    let got = column(
-        &ctx,
-        "SELECT healpix_cell(lat, lon, 12, 'AUTHALIC') FROM pts ORDER BY id",
-    )
-    .await;
-    let got = got.as_primitive::<UInt64Type>();
-    let (mut moved, mut rows) = (0, 0);
-    for (i, p) in points.iter().enumerate() {
-        if i % 17 != 5 {
-            let want = healpix::cell(p.lat, p.lon, 12, LatitudeMode::Authalic).unwrap();
-            assert_eq!(got.value(i), want);
-            moved += usize::from(want != p.cell(12));
-            rows += 1;
-        }
-    }
+    let authalic = |p: &golden::Point| healpix::cell(p.lat, p.lon, 12, LatitudeMode::Authalic);
+    let sql = "SELECT healpix_cell(lat, lon, 12, 'AUTHALIC') FROM pts ORDER BY id";
+    check_points::<UInt64Type>(&ctx, sql, &points, |_, p| authalic(p).unwrap()).await;
     // docs/udfs.md: 97 % of these points get another order-12 cell in authalic mode.
+    let rows = points.len();
+    let moved = points
+        .iter()
+        .filter(|p| authalic(p).unwrap() != p.cell(12))
+        .count();
     assert!(
         moved * 100 >= 96 * rows && moved * 100 <= 98 * rows,
         "{moved} of {rows} moved"
@@ -180,36 +171,17 @@ async fn healpix_cell_over_a_table_equals_healpy() {
 
 #[tokio::test]
 async fn morton_over_a_table_equals_mortie_off_boundaries() {
-    let ctx = context();
-    let points = points_table(&ctx);
-    for order in [1_u8, 6, 12, 18] {
-        let got = column(
-            &ctx,
-            &format!("SELECT morton(lat, lon, {order}, 'sphere') FROM pts ORDER BY id"),
-        )
-        .await;
-        let got = got.as_primitive::<Int64Type>();
-        for (i, p) in points.iter().enumerate() {
-            if i % 17 == 5 {
-                assert!(got.is_null(i));
-            } else {
-                assert_eq!(got.value(i), p.mortie(order), "row {i} order {order}");
-            }
-        }
-    }
-    let got = column(
-        &ctx,
-        "SELECT morton(lat, lon, 12, 'authalic') FROM pts ORDER BY id",
-    )
+    let (ctx, points) = context_with_points();
+    // 'authalic' mode: the morton index of the authalic cell.
+    let sql = "SELECT morton(lat, lon, 12, 'authalic') FROM pts ORDER BY id";
+    check_points::<Int64Type>(&ctx, sql, &points, |_, p| {
+        morton::from_lat_lon(p.lat, p.lon, 12, LatitudeMode::Authalic).unwrap()
+    })
     .await;
-    let got = got.as_primitive::<Int64Type>();
-    for (i, p) in points.iter().enumerate() {
-        if i % 17 != 5 {
-            assert_eq!(
-                got.value(i),
-                morton::from_lat_lon(p.lat, p.lon, 12, LatitudeMode::Authalic).unwrap()
-            );
-        }
+    // 'sphere' mode: mortie's value (the golden random points are off cell boundaries).
+    for order in [1_u8, 6, 12, 18] {
+        let sql = format!("SELECT morton(lat, lon, {order}, 'sphere') FROM pts ORDER BY id");
+        check_points::<Int64Type>(&ctx, &sql, &points, |_, p| p.mortie(order)).await;
     }
 }
 
@@ -278,8 +250,7 @@ async fn nulls_propagate_from_every_argument() {
 
 #[tokio::test]
 async fn cell_functions_over_columns() {
-    let ctx = context();
-    let points = points_table(&ctx);
+    let (ctx, points) = context_with_points();
     let batches = query(
         &ctx,
         "WITH c AS (SELECT id, healpix_cell(lat, lon, 12) AS c12, morton(lat, lon, 12) AS m12 \
@@ -321,125 +292,47 @@ async fn cell_functions_over_columns() {
 #[tokio::test]
 async fn errors_name_function_argument_and_value() {
     let ctx = context();
-    let cases: &[(&str, &[&str])] = &[
-        (
-            "SELECT healpix_cell(91.0, 0.0, 6)",
-            &["healpix_cell", "argument lat", "91", "-90..=90"],
-        ),
-        (
-            "SELECT healpix_cell(-90.5, 0.0, 6)",
-            &["healpix_cell", "argument lat", "-90.5"],
-        ),
-        (
-            "SELECT healpix_cell(0.0, 'inf'::double, 6)",
-            &["healpix_cell", "argument lon", "inf"],
-        ),
-        (
-            "SELECT healpix_cell(0.0, 0.0, 30)",
-            &["healpix_cell", "argument order", "30", "0..=29"],
-        ),
-        (
-            "SELECT healpix_cell(0.0, 0.0, -1)",
-            &["healpix_cell", "argument order", "-1"],
-        ),
-        (
-            "SELECT healpix_cell(0.0, 0.0, 6, 'wgs84')",
-            &["healpix_cell", "argument mode", "'wgs84'", "'authalic'"],
-        ),
-        (
-            "SELECT morton(0.0, 0.0, 19)",
-            &["morton", "argument order", "19", "1..=18"],
-        ),
-        (
-            "SELECT morton(0.0, 0.0, 0)",
-            &["morton", "argument order", "= 0", "1..=18"],
-        ),
-        (
-            "SELECT morton(95.0, 0.0, 6)",
-            &["morton", "argument lat", "95"],
-        ),
-        (
-            "SELECT morton_to_cell(-4211022)",
-            &["morton_to_cell", "argument m", "-4211022", "digit 0"],
-        ),
-        (
-            "SELECT morton_to_cell(15)",
-            &["morton_to_cell", "argument m", "15", "digit 5"],
-        ),
-        (
-            "SELECT morton_to_cell(7111)",
-            &["morton_to_cell", "argument m", "7111", "leading digit 7"],
-        ),
-        (
-            "SELECT morton_to_cell(0)",
-            &["morton_to_cell", "argument m", "= 0"],
-        ),
-        (
-            "SELECT morton_to_cell(-4211322, 7)",
-            &[
-                "morton_to_cell",
-                "argument m",
-                "-4211322",
-                "order 7",
-                "it is order 6",
-            ],
-        ),
-        (
-            "SELECT morton_order(1254)",
-            &["morton_order", "argument m", "1254", "digit 5"],
-        ),
-        (
-            "SELECT morton_parent(-4211322, 7)",
-            &["morton_parent", "argument order", "7", "-4211322"],
-        ),
-        (
-            "SELECT morton_parent(-4211352, 3)",
-            &["morton_parent", "argument m", "-4211352", "digit 5"],
-        ),
-        (
-            "SELECT cell_to_morton(1, 0)",
-            &["cell_to_morton", "argument order", "= 0", "1..=18"],
-        ),
-        (
-            "SELECT cell_to_morton(49152, 6)",
-            &["cell_to_morton", "argument cell", "49152", "order 6"],
-        ),
-        (
-            "SELECT healpix_parent(48, 1, 0)",
-            &["healpix_parent", "argument cell", "48", "order 1"],
-        ),
-        (
-            "SELECT healpix_parent(5, 1, 2)",
-            &["healpix_parent", "argument to_order", "2"],
-        ),
-        (
-            "SELECT healpix_parent(5, 31, 2)",
-            &["healpix_parent", "argument from_order", "31"],
-        ),
-        (
-            "SELECT healpix_children_first(5, 2, 1)",
-            &["healpix_children_first", "argument to_order", "1"],
-        ),
-        (
-            "SELECT healpix_children_last(5, 2, 30)",
-            &["healpix_children_last", "argument to_order", "30"],
-        ),
-        (
-            "SELECT healpix_center_lat(12, 0)",
-            &["healpix_center_lat", "argument cell", "12"],
-        ),
-        (
-            "SELECT healpix_center_lon(5, 40)",
-            &["healpix_center_lon", "argument order", "40"],
-        ),
-        (
-            "SELECT healpix_center_lat(5, 1, 'round')",
-            &["healpix_center_lat", "argument mode", "'round'"],
-        ),
-    ];
-    for (sql, parts) in cases {
-        let e = error(&ctx, sql).await;
-        assert_names(&e, parts);
+    // `call | argument | more`: the error of `SELECT call` names the function, the
+    // argument (`argument <name>`) and contains every `;`-separated part of `more`.
+    let cases = "
+healpix_cell(91.0, 0.0, 6)          | lat        | 91; -90..=90
+healpix_cell(-90.5, 0.0, 6)         | lat        | -90.5
+healpix_cell(0.0, 'inf'::double, 6) | lon        | inf
+healpix_cell(0.0, 0.0, 30)          | order      | 30; 0..=29
+healpix_cell(0.0, 0.0, -1)          | order      | -1
+healpix_cell(0.0, 0.0, 6, 'wgs84')  | mode       | 'wgs84'; 'authalic'
+morton(0.0, 0.0, 19)                | order      | 19; 1..=18
+morton(0.0, 0.0, 0)                 | order      | = 0; 1..=18
+morton(95.0, 0.0, 6)                | lat        | 95
+morton_to_cell(-4211022)            | m          | -4211022; digit 0
+morton_to_cell(15)                  | m          | 15; digit 5
+morton_to_cell(7111)                | m          | 7111; leading digit 7
+morton_to_cell(0)                   | m          | = 0
+morton_to_cell(-4211322, 7)         | m          | -4211322; order 7; it is order 6
+morton_order(1254)                  | m          | 1254; digit 5
+morton_parent(-4211322, 7)          | order      | 7; -4211322
+morton_parent(-4211352, 3)          | m          | -4211352; digit 5
+cell_to_morton(1, 0)                | order      | = 0; 1..=18
+cell_to_morton(49152, 6)            | cell       | 49152; order 6
+healpix_parent(48, 1, 0)            | cell       | 48; order 1
+healpix_parent(5, 1, 2)             | to_order   | 2
+healpix_parent(5, 31, 2)            | from_order | 31
+healpix_children_first(5, 2, 1)     | to_order   | 1
+healpix_children_last(5, 2, 30)     | to_order   | 30
+healpix_center_lat(12, 0)           | cell       | 12
+healpix_center_lon(5, 40)           | order      | 40
+healpix_center_lat(5, 1, 'round')   | mode       | 'round'
+";
+    for case in cases.trim().lines() {
+        let [call, argument, more] = case.split('|').map(str::trim).collect::<Vec<_>>()[..] else {
+            panic!("malformed case {case:?}")
+        };
+        let function = &call[..call.find('(').unwrap()];
+        let argument = format!("argument {argument}");
+        let mut parts = vec![function, &argument];
+        parts.extend(more.split(';').map(str::trim));
+        let e = error(&ctx, &format!("SELECT {call}")).await;
+        assert_names(&e, &parts);
     }
     // The same checks on the vectorised paths (columns, constant order).
     points_table(&ctx);
@@ -491,13 +384,18 @@ async fn every_function_is_registered_and_documented() {
         "morton_to_cell",
         "cell_to_morton",
     ];
-    for name in scalars {
-        let udf = state
-            .scalar_functions()
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} not registered"));
-        let doc = udf
-            .documentation()
+    let aggregates = ["weighted_mean", "quantile", "np_median", "np_var", "np_std"];
+    let scalar_docs = scalars.map(|name| {
+        let udf = state.scalar_functions().get(name);
+        (name, udf.map(|f| f.documentation()))
+    });
+    let aggregate_docs = aggregates.map(|name| {
+        let udaf = state.aggregate_functions().get(name);
+        (name, udaf.map(|f| f.documentation()))
+    });
+    for (name, doc) in scalar_docs.into_iter().chain(aggregate_docs) {
+        let doc = doc
+            .unwrap_or_else(|| panic!("{name} not registered"))
             .unwrap_or_else(|| panic!("{name} has no documentation"));
         assert!(
             doc.syntax_example.starts_with(name),
@@ -510,16 +408,6 @@ async fn every_function_is_registered_and_documented() {
         );
         let example = doc.sql_example.as_ref().unwrap();
         assert!(example.contains(name), "{name}");
-    }
-    for name in ["weighted_mean", "quantile", "np_median", "np_var", "np_std"] {
-        let udaf = state
-            .aggregate_functions()
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} not registered"));
-        let doc = udaf
-            .documentation()
-            .unwrap_or_else(|| panic!("{name} has no documentation"));
-        assert!(doc.syntax_example.starts_with(name));
     }
 }
 

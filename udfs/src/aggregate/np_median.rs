@@ -1,15 +1,9 @@
 //! `np_median(x)`: numpy.median, including its NaN rule.
 
-use std::sync::{Arc, OnceLock};
+use datafusion::logical_expr::{AggregateUDF, Documentation, Signature, Volatility};
 
-use arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature, Volatility,
-};
-
-use super::values::{Statistic, ValuesAccumulator, ValuesGroupsAccumulator, state_fields};
+use super::udaf::NumpyAggregate;
+use super::values::{Values, statistic};
 use crate::sql::{DOC_SECTION_AGGREGATE, float64};
 
 pub(crate) const NAME: &str = "np_median";
@@ -19,24 +13,14 @@ pub(crate) const NAME: &str = "np_median";
 /// DataFusion's built-in `median` gives the same result for finite data (tested), but
 /// orders NaN as the largest value instead of returning NaN, and keeps Float32 input in
 /// Float32; `np_median` widens to Float64 and returns NaN if any value is NaN, as numpy.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct NpMedian {
-    signature: Signature,
-}
-
-impl Default for NpMedian {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl NpMedian {
-    /// The UDAF implementation.
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::coercible(vec![float64()], Volatility::Immutable),
-        }
-    }
+pub(crate) fn udaf() -> AggregateUDF {
+    let signature = Signature::coercible(vec![float64()], Volatility::Immutable);
+    NumpyAggregate::udaf::<Values>(
+        NAME,
+        signature,
+        |_| Ok(statistic(numpy_median)),
+        documentation,
+    )
 }
 
 /// numpy.median of a non-empty set: `(a + b) / 2` of the two middle order statistics for
@@ -62,59 +46,19 @@ pub fn numpy_median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn statistic() -> Statistic {
-    Arc::new(numpy_median)
-}
-
-impl AggregateUDFImpl for NpMedian {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ValuesAccumulator::new(statistic())))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(ValuesGroupsAccumulator::new(statistic())))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        static DOC: OnceLock<Documentation> = OnceLock::new();
-        Some(DOC.get_or_init(|| {
-            Documentation::builder(
-                DOC_SECTION_AGGREGATE,
-                "numpy.median(x): the middle value, or (a + b) / 2 of the two middle values \
-                 for an even count, computed in Float64. NULLs are ignored, an empty group \
-                 gives NULL, a NaN among the values gives NaN (DataFusion's median would \
-                 sort NaN last instead).",
-                "np_median(x)",
-            )
-            .with_argument("x", "Values (any numeric type).")
-            .with_sql_example(
-                "```sql\n> SELECT np_median(h) AS m FROM (VALUES (1.0), (2.0), (4.0), (8.0)) t(h);\n+-----+\n| m   |\n+-----+\n| 3.0 |\n+-----+\n```",
-            )
-            .with_related_udf("quantile")
-            .build()
-        }))
-    }
+fn documentation() -> Documentation {
+    Documentation::builder(
+        DOC_SECTION_AGGREGATE,
+        "numpy.median(x): the middle value, or (a + b) / 2 of the two middle values \
+         for an even count, computed in Float64. NULLs are ignored, an empty group \
+         gives NULL, a NaN among the values gives NaN (DataFusion's median would \
+         sort NaN last instead).",
+        "np_median(x)",
+    )
+    .with_argument("x", "Values (any numeric type).")
+    .with_sql_example(
+        "```sql\n> SELECT np_median(h) AS m FROM (VALUES (1.0), (2.0), (4.0), (8.0)) t(h);\n+-----+\n| m   |\n+-----+\n| 3.0 |\n+-----+\n```",
+    )
+    .with_related_udf("quantile")
+    .build()
 }

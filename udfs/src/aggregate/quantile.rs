@@ -1,42 +1,29 @@
 //! `quantile(x, q)`: numpy's default ('linear') quantile, bit for bit.
 
-use std::sync::{Arc, OnceLock};
+use datafusion::common::internal_datafusion_err;
+use datafusion::logical_expr::{AggregateUDF, Documentation, Signature, Volatility};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, FieldRef, Schema};
-use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, ColumnarValue, Documentation, GroupsAccumulator, Signature,
-    Volatility,
-};
-use datafusion::physical_expr::PhysicalExpr;
-
-use super::values::{Statistic, ValuesAccumulator, ValuesGroupsAccumulator, state_fields};
-use crate::UdfError;
+use super::udaf::{NumpyAggregate, constant_argument};
+use super::values::{Values, statistic};
 use crate::sql::{DOC_SECTION_AGGREGATE, float64};
 
 pub(crate) const NAME: &str = "quantile";
 
 /// `quantile(x, q)` with a constant `q` in `[0, 1]`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Quantile {
-    signature: Signature,
-}
-
-impl Default for Quantile {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Quantile {
-    /// The UDAF implementation.
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::coercible(vec![float64(), float64()], Volatility::Immutable),
-        }
-    }
+pub(crate) fn udaf() -> AggregateUDF {
+    let signature = Signature::coercible(vec![float64(), float64()], Volatility::Immutable);
+    NumpyAggregate::udaf::<Values>(
+        NAME,
+        signature,
+        |args| {
+            let q = constant_argument(NAME, "q", "a constant in [0, 1]", args, 1, |q| {
+                (0.0..=1.0).contains(&q)
+            })?
+            .ok_or_else(|| internal_datafusion_err!("{NAME} takes two arguments"))?;
+            Ok(statistic(move |values| numpy_quantile(values, q)))
+        },
+        documentation,
+    )
 }
 
 /// numpy's `_lerp`: `a + (b-a)*t`, but `b - (b-a)*(1-t)` when `t >= 0.5`.
@@ -83,86 +70,24 @@ pub fn numpy_quantile(values: &mut [f64], q: f64) -> f64 {
     lerp(a, b, gamma)
 }
 
-/// The constant `q` of a `quantile` call.
-fn constant_q(expr: &Arc<dyn PhysicalExpr>) -> Result<f64, UdfError> {
-    let invalid = |value: String| UdfError::InvalidArgument {
-        function: NAME,
-        argument: "q",
-        value,
-        expected: "a constant in [0, 1]".to_string(),
-    };
-    // A constant evaluates to a scalar without any input; a column does not.
-    let batch = RecordBatch::new_empty(Arc::new(Schema::empty()));
-    let q = match expr.evaluate(&batch) {
-        Ok(ColumnarValue::Scalar(ScalarValue::Float64(Some(q)))) => q,
-        Ok(ColumnarValue::Scalar(s)) => return Err(invalid(s.to_string())),
-        _ => return Err(invalid(expr.to_string())),
-    };
-    if !(0.0..=1.0).contains(&q) {
-        return Err(invalid(q.to_string()));
-    }
-    Ok(q)
-}
-
-fn statistic(args: &AccumulatorArgs) -> Result<Statistic> {
-    let q = constant_q(&args.exprs[1])?;
-    Ok(Arc::new(move |v: &mut [f64]| numpy_quantile(v, q)))
-}
-
-impl AggregateUDFImpl for Quantile {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ValuesAccumulator::new(statistic(&args)?)))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(ValuesGroupsAccumulator::new(statistic(&args)?)))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        static DOC: OnceLock<Documentation> = OnceLock::new();
-        Some(DOC.get_or_init(|| {
-            Documentation::builder(
-                DOC_SECTION_AGGREGATE,
-                "numpy.quantile(x, q) with numpy's default method 'linear', bit for bit: \
-                 virtual index (n-1)*q between the order statistics below and above it, \
-                 interpolated with numpy's _lerp (a + (b-a)*t, or b - (b-a)*(1-t) when \
-                 t >= 0.5). Input of any numeric type is widened to Float64; NULLs are \
-                 ignored; an empty group gives NULL; a NaN among the values gives NaN. q must \
-                 be a constant in [0, 1].",
-                "quantile(x, q)",
-            )
-            .with_argument("x", "Values (any numeric type).")
-            .with_argument("q", "Constant quantile in [0, 1], e.g. 0.25.")
-            .with_sql_example(
-                "```sql\n> SELECT quantile(h, 0.25) AS q25 FROM (VALUES (1.0), (2.0), (4.0), (8.0)) t(h);\n+------+\n| q25  |\n+------+\n| 1.75 |\n+------+\n```",
-            )
-            .with_related_udf("np_median")
-            .build()
-        }))
-    }
+fn documentation() -> Documentation {
+    Documentation::builder(
+        DOC_SECTION_AGGREGATE,
+        "numpy.quantile(x, q) with numpy's default method 'linear', bit for bit: \
+         virtual index (n-1)*q between the order statistics below and above it, \
+         interpolated with numpy's _lerp (a + (b-a)*t, or b - (b-a)*(1-t) when \
+         t >= 0.5). Input of any numeric type is widened to Float64; NULLs are \
+         ignored; an empty group gives NULL; a NaN among the values gives NaN. q must \
+         be a constant in [0, 1].",
+        "quantile(x, q)",
+    )
+    .with_argument("x", "Values (any numeric type).")
+    .with_argument("q", "Constant quantile in [0, 1], e.g. 0.25.")
+    .with_sql_example(
+        "```sql\n> SELECT quantile(h, 0.25) AS q25 FROM (VALUES (1.0), (2.0), (4.0), (8.0)) t(h);\n+------+\n| q25  |\n+------+\n| 1.75 |\n+------+\n```",
+    )
+    .with_related_udf("np_median")
+    .build()
 }
 
 #[cfg(test)]

@@ -43,18 +43,21 @@
 use std::f64::consts::FRAC_PI_2;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use arrow::array::Array;
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type};
+use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type, UInt64Type};
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarUDF, Signature, TypeSignature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::UdfError;
 use crate::error::check_order;
-use crate::sql::{Arg, all_null, finish, map3};
+use crate::sql::{
+    Arg, Definition, ScalarFunction, all_null, finish, float64, int64, map3, mode_arg, string, udf3,
+};
 
 pub mod authalic;
 mod healpix_cell;
@@ -66,13 +69,6 @@ mod healpix_parent;
 mod kernel;
 
 pub use authalic::{authalic_latitude, authalic_radius, geodetic_latitude};
-pub use healpix_cell::HealpixCell;
-pub(crate) use healpix_cell::POINT_SIGNATURE;
-pub use healpix_center_lat::HealpixCenterLat;
-pub use healpix_center_lon::HealpixCenterLon;
-pub use healpix_children_first::HealpixChildrenFirst;
-pub use healpix_children_last::HealpixChildrenLast;
-pub use healpix_parent::HealpixParent;
 
 /// Finest order a 64-bit NESTED id supports.
 pub const MAX_ORDER: u8 = kernel::MAX_ORDER;
@@ -190,71 +186,85 @@ fn hash(lat: f64, lon: f64, order: u8, mode: LatitudeMode) -> u64 {
     }
 }
 
-/// [`cell`] reporting errors as `function`; the order is already checked.
-#[inline(always)]
-pub(crate) fn cell_in(
+/// How a point function hashes: at a checked `order`, in a latitude `mode`, reporting
+/// bad points as `function`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashing {
     function: &'static str,
-    lat: f64,
-    lon: f64,
-    order: u8,
+    pub(crate) order: u8,
     mode: LatitudeMode,
-) -> Result<u64, UdfError> {
-    check_lat_lon(function, lat, lon)?;
-    Ok(hash(lat, lon, order, mode))
 }
 
-/// [`cells_into`] reporting errors as `function`; the order is already checked.
-pub(crate) fn cells_in(
-    function: &'static str,
-    lat: &[f64],
-    lon: &[f64],
-    order: u8,
-    mode: LatitudeMode,
-    out: &mut Vec<u64>,
-) -> Result<(), UdfError> {
-    check_lengths(function, lat, lon)?;
-    // Validate in a separate, branch-light pass so the hashing loop has no early exits.
-    let bad = lat
-        .iter()
-        .zip(lon)
-        .any(|(la, lo)| la.is_nan() | (la.abs() > 90.0) | !lo.is_finite());
-    if bad {
-        for (&la, &lo) in lat.iter().zip(lon) {
-            check_lat_lon(function, la, lo)?;
-        }
+impl Hashing {
+    /// Checks `order` against `min..=max` for `function`.
+    pub(crate) fn new(
+        function: &'static str,
+        order: i64,
+        (min, max): (u8, u8),
+        mode: LatitudeMode,
+    ) -> Result<Self, UdfError> {
+        let order = check_order(function, "order", order, min, max)?;
+        Ok(Self {
+            function,
+            order,
+            mode,
+        })
     }
-    out.reserve(lat.len());
-    match mode {
-        LatitudeMode::Sphere => out.extend(
-            lat.iter()
-                .zip(lon)
-                .map(|(&la, &lo)| kernel::lonlat2nest(u32::from(order), la, lo)),
-        ),
-        LatitudeMode::Authalic => {
-            out.extend(
+
+    /// The cell of one point.
+    #[inline(always)]
+    pub(crate) fn cell(self, lat: f64, lon: f64) -> Result<u64, UdfError> {
+        check_lat_lon(self.function, lat, lon)?;
+        Ok(hash(lat, lon, self.order, self.mode))
+    }
+
+    /// Appends the cell of every point to `out`; on an error `out` is left as it was.
+    pub(crate) fn cells(
+        self,
+        lat: &[f64],
+        lon: &[f64],
+        out: &mut Vec<u64>,
+    ) -> Result<(), UdfError> {
+        self.check_lengths(lat, lon)?;
+        // Validate in a separate, branch-light pass so the hashing loop has no early exits.
+        let bad = lat
+            .iter()
+            .zip(lon)
+            .any(|(la, lo)| la.is_nan() | (la.abs() > 90.0) | !lo.is_finite());
+        if bad {
+            for (&la, &lo) in lat.iter().zip(lon) {
+                check_lat_lon(self.function, la, lo)?;
+            }
+        }
+        out.reserve(lat.len());
+        match self.mode {
+            LatitudeMode::Sphere => out.extend(
                 lat.iter()
                     .zip(lon)
-                    .map(|(&la, &lo)| hash(la, lo, order, mode)),
-            );
+                    .map(|(&la, &lo)| kernel::lonlat2nest(u32::from(self.order), la, lo)),
+            ),
+            LatitudeMode::Authalic => {
+                out.extend(
+                    lat.iter()
+                        .zip(lon)
+                        .map(|(&la, &lo)| hash(la, lo, self.order, self.mode)),
+                );
+            }
         }
+        Ok(())
     }
-    Ok(())
-}
 
-pub(crate) fn check_lengths(
-    function: &'static str,
-    lat: &[f64],
-    lon: &[f64],
-) -> Result<(), UdfError> {
-    if lat.len() != lon.len() {
-        return Err(UdfError::InvalidArgument {
-            function,
-            argument: "lon",
-            value: format!("{} values", lon.len()),
-            expected: format!("as many values as lat ({})", lat.len()),
-        });
+    pub(crate) fn check_lengths(self, lat: &[f64], lon: &[f64]) -> Result<(), UdfError> {
+        if lat.len() != lon.len() {
+            return Err(UdfError::InvalidArgument {
+                function: self.function,
+                argument: "lon",
+                value: format!("{} values", lon.len()),
+                expected: format!("as many values as lat ({})", lat.len()),
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// NESTED id at `order` (0-29) of the point (`lat_deg`, `lon_deg`).
@@ -266,8 +276,7 @@ pub(crate) fn check_lengths(
 /// assert_eq!(healpix::parent(c, 6, 0).unwrap(), 9); // base cell 9, southern cap
 /// ```
 pub fn cell(lat_deg: f64, lon_deg: f64, order: u8, mode: LatitudeMode) -> Result<u64, UdfError> {
-    let order = check_order(CELL, "order", i64::from(order), 0, MAX_ORDER)?;
-    cell_in(CELL, lat_deg, lon_deg, order, mode)
+    Hashing::new(CELL, order.into(), (0, MAX_ORDER), mode)?.cell(lat_deg, lon_deg)
 }
 
 /// Vectorised [`cell`]: appends the id of every point to `out`. Fails (leaving `out` as it
@@ -279,8 +288,35 @@ pub fn cells_into(
     mode: LatitudeMode,
     out: &mut Vec<u64>,
 ) -> Result<(), UdfError> {
-    let order = check_order(CELL, "order", i64::from(order), 0, MAX_ORDER)?;
-    cells_in(CELL, lat, lon, order, mode, out)
+    Hashing::new(CELL, order.into(), (0, MAX_ORDER), mode)?.cells(lat, lon, out)
+}
+
+/// Checks the arguments of a hierarchy function: both orders in 0..=29, `cell` a cell at
+/// `from`, and `to` no finer (`towards_children` false) or no coarser (true) than `from`.
+fn check_hierarchy(
+    function: &'static str,
+    cell: u64,
+    from: i64,
+    to: i64,
+    towards_children: bool,
+) -> Result<(u8, u8), UdfError> {
+    let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
+    let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
+    check_cell(function, "cell", cell, from)?;
+    let (wrong_way, limit) = if towards_children {
+        (to < from, "coarser")
+    } else {
+        (to > from, "finer")
+    };
+    if wrong_way {
+        return Err(UdfError::InvalidArgument {
+            function,
+            argument: "to_order",
+            value: to.to_string(),
+            expected: format!("an order no {limit} than from_order ({from})"),
+        });
+    }
+    Ok((from, to))
 }
 
 pub(crate) fn parent_in(
@@ -289,17 +325,7 @@ pub(crate) fn parent_in(
     from: i64,
     to: i64,
 ) -> Result<u64, UdfError> {
-    let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
-    let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
-    check_cell(function, "cell", cell, from)?;
-    if to > from {
-        return Err(UdfError::InvalidArgument {
-            function,
-            argument: "to_order",
-            value: to.to_string(),
-            expected: format!("an order no finer than from_order ({from})"),
-        });
-    }
+    let (from, to) = check_hierarchy(function, cell, from, to, false)?;
     Ok(cell >> (2 * u32::from(from - to)))
 }
 
@@ -314,19 +340,21 @@ pub(crate) fn children_in(
     from: i64,
     to: i64,
 ) -> Result<(u64, u64), UdfError> {
-    let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
-    let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
-    check_cell(function, "cell", cell, from)?;
-    if to < from {
-        return Err(UdfError::InvalidArgument {
-            function,
-            argument: "to_order",
-            value: to.to_string(),
-            expected: format!("an order no coarser than from_order ({from})"),
-        });
-    }
+    let (from, to) = check_hierarchy(function, cell, from, to, true)?;
     let shift = 2 * u32::from(to - from);
     Ok((cell << shift, ((cell + 1) << shift) - 1))
+}
+
+/// One end of the descendants' range: the first (`LAST` false, `healpix_children_first`)
+/// or the last (`healpix_children_last`).
+pub(crate) fn descendant<const LAST: bool>(
+    function: &'static str,
+    cell: u64,
+    from: i64,
+    to: i64,
+) -> Result<u64, UdfError> {
+    let (first, last) = children_in(function, cell, from, to)?;
+    Ok(if LAST { last } else { first })
 }
 
 /// First and last descendant (inclusive) at `to_order` of `cell` (at `from_order`);
@@ -368,17 +396,41 @@ pub fn center_with_mode(cell: u64, order: u8, mode: LatitudeMode) -> Result<(f64
     center_in("healpix_center", cell, order.into(), mode)
 }
 
-/// Evaluates a point function (`healpix_cell`, `morton`): arguments `lat`, `lon`,
-/// `order`. Columns of lat/lon with a constant order go through `batch` (the vectorised
-/// kernel); every other shape through `one`, row by row.
-pub(crate) fn invoke_points<O: ArrowPrimitiveType>(
+/// A point function (`healpix_cell`, `morton`): `(lat, lon, order [, mode])` with
+/// orders in `orders`, valued `O`. Columns of lat/lon with a constant order go through
+/// `batch` (the vectorised kernel); every other shape through `one`, row by row.
+pub(crate) fn points_udf<O: ArrowPrimitiveType>(
+    name: &'static str,
+    orders: (u8, u8),
+    batch: impl Fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>
+    + Send
+    + Sync
+    + 'static,
+    one: impl Fn(Hashing, f64, f64) -> Result<O::Native, UdfError> + Send + Sync + 'static,
+    documentation: fn() -> Documentation,
+) -> ScalarUDF {
+    let signature = Signature::one_of(
+        vec![
+            TypeSignature::Coercible(vec![float64(), float64(), int64()]),
+            TypeSignature::Coercible(vec![float64(), float64(), int64(), string()]),
+        ],
+        Volatility::Immutable,
+    );
+    let definition = Definition::new(name, signature, O::DATA_TYPE, documentation);
+    ScalarFunction::udf(definition, move |args, rows| {
+        invoke_points::<O>(name, args, rows, orders, &batch, &one)
+    })
+}
+
+fn invoke_points<O: ArrowPrimitiveType>(
     function: &'static str,
     args: &[ColumnarValue],
     n: usize,
-    (min_order, max_order): (u8, u8),
-    batch: impl Fn(&[f64], &[f64], u8, &mut Vec<O::Native>) -> Result<(), UdfError>,
-    one: impl Fn(f64, f64, u8) -> Result<O::Native, UdfError>,
+    orders: (u8, u8),
+    batch: impl Fn(Hashing, &[f64], &[f64], &mut Vec<O::Native>) -> Result<(), UdfError>,
+    one: impl Fn(Hashing, f64, f64) -> Result<O::Native, UdfError>,
 ) -> Result<ColumnarValue> {
+    let mode = mode_arg(function, args, 3)?;
     let [lat, lon, order] = &args[..3] else {
         unreachable!("the signature has at least three arguments")
     };
@@ -393,15 +445,15 @@ pub(crate) fn invoke_points<O: ArrowPrimitiveType>(
         let Arg::Scalar(Some(o)) = Arg::<Int64Type>::new(order)? else {
             return all_null::<O>(n, false);
         };
-        let o = check_order(function, "order", o, min_order, max_order)?;
+        let hashing = Hashing::new(function, o, orders, mode)?;
         let nulls = NullBuffer::union(la.nulls(), lo.nulls());
         let mut out = Vec::with_capacity(n);
         match &nulls {
-            None => batch(la.values(), lo.values(), o, &mut out)?,
+            None => batch(hashing, la.values(), lo.values(), &mut out)?,
             Some(valid) => {
                 for i in 0..la.len() {
                     out.push(if valid.is_valid(i) {
-                        one(la.value(i), lo.value(i), o)?
+                        one(hashing, la.value(i), lo.value(i))?
                     } else {
                         O::Native::default()
                     });
@@ -411,12 +463,18 @@ pub(crate) fn invoke_points<O: ArrowPrimitiveType>(
         return finish::<O>(out, nulls, false);
     }
     map3::<Float64Type, Float64Type, Int64Type, O>(lat, lon, order, n, |la, lo, o| {
-        one(
-            la,
-            lo,
-            check_order(function, "order", o, min_order, max_order)?,
-        )
+        one(Hashing::new(function, o, orders, mode)?, la, lo)
     })
+}
+
+/// A function of `(cell, from_order, to_order)` to a cell id (`healpix_parent`,
+/// `healpix_children_first` / `_last`): `f(name, cell, from_order, to_order)` row by row.
+pub(crate) fn cell_orders_udf(
+    name: &'static str,
+    f: impl Fn(&'static str, u64, i64, i64) -> Result<u64, UdfError> + Send + Sync + 'static,
+    documentation: fn() -> Documentation,
+) -> ScalarUDF {
+    udf3::<UInt64Type, Int64Type, Int64Type, UInt64Type>(name, f, documentation)
 }
 
 /// Registers the HEALPix scalar functions on `ctx`.
@@ -429,12 +487,12 @@ pub fn register(ctx: &SessionContext) {
 /// The HEALPix scalar functions.
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCell::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixParent::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixChildrenFirst::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixChildrenLast::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCenterLat::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(HealpixCenterLon::new())),
+        healpix_cell::udf(),
+        healpix_parent::udf(),
+        healpix_children_first::udf(),
+        healpix_children_last::udf(),
+        healpix_center_lat::udf(),
+        healpix_center_lon::udf(),
     ]
 }
 

@@ -27,14 +27,12 @@
 //! single digit (order 0) are malformed and give an error naming the function, argument
 //! and value.
 
-use std::sync::Arc;
-
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
 use crate::UdfError;
 use crate::error::check_order;
-use crate::healpix::{self, LatitudeMode, check_cell};
+use crate::healpix::{Hashing, LatitudeMode, check_cell};
 
 mod cell_to_morton;
 #[allow(clippy::module_inception)]
@@ -42,12 +40,6 @@ mod morton;
 mod morton_order;
 mod morton_parent;
 mod morton_to_cell;
-
-pub use cell_to_morton::CellToMorton;
-pub use morton::Morton;
-pub use morton_order::MortonOrder;
-pub use morton_parent::MortonParent;
-pub use morton_to_cell::MortonToCell;
 
 /// Coarsest order a morton index can have.
 pub const MIN_ORDER: u8 = 1;
@@ -221,9 +213,13 @@ fn bad_digit(function: &'static str, argument: &'static str, m: i64, order: usiz
     )
 }
 
+pub(crate) fn order_in(function: &'static str, m: i64) -> Result<u8, UdfError> {
+    decode(function, "m", m).map(|(_, order)| order)
+}
+
 /// The order (1-18) of a morton index, after checking it is well formed.
 pub fn order_of(m: i64) -> Result<u8, UdfError> {
-    decode(ORDER, "m", m).map(|(_, order)| order)
+    order_in(ORDER, m)
 }
 
 /// The nested id and order of a morton index.
@@ -279,36 +275,35 @@ pub fn parent(m: i64, order: u8) -> Result<i64, UdfError> {
     parent_in(PARENT, m, order.into())
 }
 
+/// The orders a morton index can have.
+const ORDERS: (u8, u8) = (MIN_ORDER, MAX_ORDER);
+
 /// The morton index at `order` (1-18) of the point (`lat`, `lon`) in degrees.
 pub fn from_lat_lon(lat: f64, lon: f64, order: u8, mode: LatitudeMode) -> Result<i64, UdfError> {
-    let order = check_order(MORTON, "order", order.into(), MIN_ORDER, MAX_ORDER)?;
-    Ok(encode(
-        healpix::cell_in(MORTON, lat, lon, order, mode)?,
-        order,
-    ))
+    let hashing = Hashing::new(MORTON, order.into(), ORDERS, mode)?;
+    Ok(encode(hashing.cell(lat, lon)?, hashing.order))
 }
 
-pub(crate) fn from_lat_lon_in(
-    function: &'static str,
+/// Appends the morton index of every point to `out`; on an error `out` is left as it was.
+pub(crate) fn mortons(
+    hashing: Hashing,
     lat: &[f64],
     lon: &[f64],
-    order: u8,
-    mode: LatitudeMode,
     out: &mut Vec<i64>,
 ) -> Result<(), UdfError> {
     // Hash a block at a time into a small buffer, then encode: two tight loops.
     const BLOCK: usize = 1024;
-    healpix::check_lengths(function, lat, lon)?;
+    hashing.check_lengths(lat, lon)?;
     let mut cells = Vec::with_capacity(BLOCK.min(lat.len()));
     let start = out.len();
     out.reserve(lat.len());
     for (la, lo) in lat.chunks(BLOCK).zip(lon.chunks(BLOCK)) {
         cells.clear();
-        if let Err(e) = healpix::cells_in(function, la, lo, order, mode, &mut cells) {
+        if let Err(e) = hashing.cells(la, lo, &mut cells) {
             out.truncate(start);
             return Err(e);
         }
-        out.extend(cells.iter().map(|&c| encode(c, order)));
+        out.extend(cells.iter().map(|&c| encode(c, hashing.order)));
     }
     Ok(())
 }
@@ -322,34 +317,58 @@ pub fn from_lat_lon_into(
     mode: LatitudeMode,
     out: &mut Vec<i64>,
 ) -> Result<(), UdfError> {
-    let order = check_order(MORTON, "order", order.into(), MIN_ORDER, MAX_ORDER)?;
-    from_lat_lon_in(MORTON, lat, lon, order, mode, out)
+    mortons(
+        Hashing::new(MORTON, order.into(), ORDERS, mode)?,
+        lat,
+        lon,
+        out,
+    )
 }
 
-/// Decodes morton indices that must all share one order; appends their nested ids to
-/// `out` and returns the order (`None` for an empty slice).
-pub fn to_nested_into(ms: &[i64], out: &mut Vec<u64>) -> Result<Option<u8>, UdfError> {
-    let mut first: Option<(i64, u8)> = None;
-    out.reserve(ms.len());
-    for &m in ms {
+/// Decodes morton indices one at a time into nested ids, requiring one order for all of
+/// them: the first fixes it, a later one of another order is a
+/// [`UdfError::MixedOrders`] naming both (as `morton_to_cell`).
+#[derive(Debug, Default)]
+pub(crate) struct OneOrder {
+    /// The first index and its order.
+    first: Option<(i64, u8)>,
+}
+
+impl OneOrder {
+    pub(crate) fn decode(&mut self, m: i64) -> Result<u64, UdfError> {
         let (cell, order) = decode(TO_CELL, "m", m)?;
-        match first {
-            None => first = Some((m, order)),
-            Some((f, fo)) if fo != order => {
+        match self.first {
+            None => self.first = Some((m, order)),
+            Some((first, first_order)) if first_order != order => {
                 return Err(UdfError::MixedOrders {
                     function: TO_CELL,
                     argument: "m",
-                    first: f,
-                    first_order: fo,
+                    first,
+                    first_order,
                     value: m,
                     order,
                 });
             }
             Some(_) => {}
         }
-        out.push(cell);
+        Ok(cell)
     }
-    Ok(first.map(|(_, o)| o))
+
+    /// The shared order, `None` before the first index.
+    pub(crate) fn order(&self) -> Option<u8> {
+        self.first.map(|(_, order)| order)
+    }
+}
+
+/// Decodes morton indices that must all share one order; appends their nested ids to
+/// `out` and returns the order (`None` for an empty slice).
+pub fn to_nested_into(ms: &[i64], out: &mut Vec<u64>) -> Result<Option<u8>, UdfError> {
+    let mut one_order = OneOrder::default();
+    out.reserve(ms.len());
+    for &m in ms {
+        out.push(one_order.decode(m)?);
+    }
+    Ok(one_order.order())
 }
 
 /// Registers the morton scalar functions on `ctx`.
@@ -362,17 +381,18 @@ pub fn register(ctx: &SessionContext) {
 /// The morton scalar functions.
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![
-        ScalarUDF::new_from_shared_impl(Arc::new(Morton::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(MortonParent::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(MortonOrder::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(MortonToCell::new())),
-        ScalarUDF::new_from_shared_impl(Arc::new(CellToMorton::new())),
+        morton::udf(),
+        morton_parent::udf(),
+        morton_order::udf(),
+        morton_to_cell::udf(),
+        cell_to_morton::udf(),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::healpix;
 
     /// REFERENCE.md's digit rule, one digit at a time.
     fn encode_slow(cell: u64, order: u8) -> i64 {

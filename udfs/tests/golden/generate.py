@@ -28,7 +28,8 @@ healpix_centers.csv
 authalic.csv
     lat,authalic_lat in degrees, WGS84, exact formula evaluated with mpmath (50 digits).
 aggregates.json
-    groups of values (float64 and float32) with weights, and numpy's results.
+    groups of values (float64 and float32) with weights, and numpy's results (var and
+    std with ddof 0 and 1).
 """
 
 import csv
@@ -267,6 +268,9 @@ def numpy_results(x, w, qs):
         "median": repr(float(np.median(x64))),
         "var": repr(float(np.var(x64))),
         "std": repr(float(np.std(x64))),
+        # ddof=1 (the sample variance); NaN for a single value, as numpy (with a warning).
+        "var_ddof1": repr(float(np.var(x64, ddof=1))) if len(x64) > 1 else "nan",
+        "std_ddof1": repr(float(np.std(x64, ddof=1))) if len(x64) > 1 else "nan",
     }
     if w is not None:
         res["weighted_mean"] = repr(float(np.average(x64, weights=np.asarray(w, np.float64))))
