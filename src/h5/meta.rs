@@ -86,6 +86,10 @@ pub(crate) struct MetaStorage {
     /// turned back into a typed [`H5Error::Io`](super::H5Error).
     io_error: Mutex<Option<object_store::Error>>,
     fetched_bytes: AtomicU64,
+    /// Batches fetched by [`MetaStorage::prefetch`] (the planner's rounds).
+    planned_batches: AtomicU64,
+    /// Batches fetched on a parser miss (what the planner did not foresee).
+    demand_batches: AtomicU64,
 }
 
 impl MetaStorage {
@@ -107,6 +111,8 @@ impl MetaStorage {
             blocks: Mutex::new(HashMap::new()),
             io_error: Mutex::new(None),
             fetched_bytes: AtomicU64::new(0),
+            planned_batches: AtomicU64::new(0),
+            demand_batches: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +147,11 @@ impl MetaStorage {
     /// Bytes fetched for metadata so far (including the open prefix).
     pub(crate) fn fetched_bytes(&self) -> u64 {
         self.fetched_bytes.load(Ordering::Relaxed)
+    }
+
+    /// (planned batches, demand batches) so far.
+    pub(crate) fn batches(&self) -> (u64, u64) {
+        (self.planned_batches.load(Ordering::Relaxed), self.demand_batches.load(Ordering::Relaxed))
     }
 
     fn block_range(&self, b: u64) -> Range<u64> {
@@ -178,6 +189,7 @@ impl MetaStorage {
 
     /// Fetch the blocks of `mine` (slots this caller created) from a blocking thread.
     fn fetch_blocks(&self, mine: &[(u64, Slot)]) {
+        self.demand_batches.fetch_add(1, Ordering::Relaxed);
         if std::env::var_os("MAGG_H5_TRACE").is_some() {
             // Debugging aid for the I/O plan: which blocks the parser missed, and when.
             eprintln!(
@@ -316,6 +328,7 @@ impl MetaStorage {
             eprintln!("h5 prefetch: blocks {:?}, waiting for {}", mine.iter().map(|m| m.0).collect::<Vec<_>>(), others.len());
         }
         if !mine.is_empty() {
+            self.planned_batches.fetch_add(1, Ordering::Relaxed);
             // If this future is dropped mid-fetch, the slots it created must not stay empty
             // (blocking readers would wait on them forever).
             let guard = AbandonGuard { meta: self, mine: &mine };

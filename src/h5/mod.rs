@@ -91,6 +91,19 @@ impl ReadOptions {
     }
 }
 
+/// How an [`H5File`]'s metadata cache was filled, from [`H5File::metadata_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetadataStats {
+    /// Bytes fetched for metadata, including the first block read at open.
+    pub bytes: u64,
+    /// Batches fetched by the wave planner; each is one round of concurrent requests, and
+    /// one planner call needs as many as its files' pointer chains are deep.
+    pub planned_batches: u64,
+    /// Fetches the parser had to make on its own (structures the planner does not
+    /// foresee, or reads outside [`H5File::read_many`] / [`H5File::dataset_info`]).
+    pub demand_fetches: u64,
+}
+
 /// Rows to read from a 1-D dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowSelection {
@@ -300,6 +313,12 @@ impl H5File {
     /// Bytes fetched so far through the metadata cache (including the open prefix).
     pub fn metadata_bytes_fetched(&self) -> u64 {
         self.inner.meta.fetched_bytes()
+    }
+
+    /// How the metadata cache was filled so far (see `docs/h5.md`, I/O plan).
+    pub fn metadata_stats(&self) -> MetadataStats {
+        let (planned_batches, demand_fetches) = self.inner.meta.batches();
+        MetadataStats { bytes: self.inner.meta.fetched_bytes(), planned_batches, demand_fetches }
     }
 
     /// Whether a group or dataset exists at `path`.

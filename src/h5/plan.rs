@@ -240,9 +240,15 @@ struct FanOut<'a> {
 }
 
 impl FanOut<'_> {
+    /// Exactly `len` bytes at `addr`, if cached (a miss is recorded).
     fn read(&self, addr: u64, len: usize) -> Option<StorageBuffer> {
-        let len = usize::try_from(self.v.len().saturating_sub(addr)).map_or(len, |avail| len.min(avail));
-        self.v.read_range(addr, len).ok()
+        self.v.read_range(addr, len).ok().filter(|b| b.as_ref().len() == len)
+    }
+
+    /// Up to `len` bytes at `addr` (fewer at the end of the object), if cached.
+    fn read_clipped(&self, addr: u64, len: usize) -> Option<StorageBuffer> {
+        let avail = usize::try_from(self.v.len().saturating_sub(addr)).unwrap_or(usize::MAX);
+        self.read(addr, len.min(avail))
     }
 
     /// Ask for the block holding `addr` (an object header, heap or index node not read yet).
@@ -329,7 +335,7 @@ impl FanOut<'_> {
             let Some(p) = self.read(addr, prefix + width) else { return out };
             let Some(size) = le_uint(&p.as_ref()[prefix..prefix + width]) else { return out };
             let crt = flags & 0x04 != 0;
-            let start = addr + (prefix + width) as u64;
+            let start = addr.saturating_add((prefix + width) as u64);
             let mut pending = vec![(start, size, true)];
             let mut complete = true;
             let mut visited = HashSet::new();
@@ -361,7 +367,7 @@ impl FanOut<'_> {
                 return out;
             }
             let size = u64::from(u32::from_le_bytes([pre.as_ref()[8], pre.as_ref()[9], pre.as_ref()[10], pre.as_ref()[11]]));
-            let mut pending = vec![(addr + 16, size)];
+            let mut pending = vec![(addr.saturating_add(16), size)];
             let mut complete = true;
             let mut visited = HashSet::new();
             while let Some((at, len)) = pending.pop() {
@@ -528,7 +534,7 @@ impl FanOut<'_> {
                 continue;
             }
             // The collection's size is in its header; collections are at least 4 KiB.
-            let _ = self.read(addr, GLOBAL_HEAP_MIN as usize);
+            let _ = self.read_clipped(addr, GLOBAL_HEAP_MIN as usize);
             if let Some(h) = self.read(addr, 8 + usize::from(self.l)) {
                 if let Some(size) = le_uint(&h.as_ref()[8..]) {
                     if size > GLOBAL_HEAP_MIN {
