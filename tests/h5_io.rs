@@ -2,6 +2,7 @@
 //! bytes fetched, and which chunks a row-range read touches. The store injects 30 ms per
 //! request so that requests issued together overlap as they would on S3 (wave counting
 //! needs overlap; nothing here asserts on time).
+#![allow(clippy::single_range_in_vec_init)] // one-range row selections are intended
 
 #[path = "h5_support.rs"]
 mod support;

@@ -1,6 +1,7 @@
 //! Reading through `s3://` against a real S3-compatible server (moto_server from the test
 //! venv, started by the shared `common::Moto`) on 127.0.0.1: same values as h5py wrote,
 //! typed NotFound for a missing key.
+#![allow(clippy::single_range_in_vec_init)] // one-range row selections are intended
 
 mod common;
 #[path = "h5_support.rs"]

@@ -185,7 +185,7 @@ impl DatasetInfo {
                 let c = c[0];
                 (0..n.div_ceil(c)).map(|i| i * c..((i + 1) * c).min(n)).collect()
             }
-            _ => vec![0..n],
+            _ => std::iter::once(0..n).collect(),
         }
     }
 
@@ -514,18 +514,18 @@ fn walk(
     let child = |name: &str| if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
     enum Node {
         G(hdf5_reader::group::Group),
-        D(hdf5_reader::Dataset),
+        D(Box<hdf5_reader::Dataset>),
     }
     let mut nodes: Vec<(String, Node)> = groups
         .into_iter()
         .map(|g| (child(g.name().rsplit('/').next().unwrap_or("")), Node::G(g)))
-        .chain(datasets.into_iter().map(|d| (child(d.name().rsplit('/').next().unwrap_or("")), Node::D(d))))
+        .chain(datasets.into_iter().map(|d| (child(d.name().rsplit('/').next().unwrap_or("")), Node::D(Box::new(d)))))
         .collect();
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     for (p, n) in nodes {
         match n {
             Node::G(g) => walk(file, url, meta, &g, &p, out, depth + 1)?,
-            Node::D(d) => out.push(TreeEntry::Dataset(resolve_dataset(file, url, Some(meta), &p, d)?.info)),
+            Node::D(d) => out.push(TreeEntry::Dataset(resolve_dataset(file, url, Some(meta), &p, *d)?.info)),
         }
     }
     Ok(())
@@ -559,14 +559,12 @@ fn resolve_dataset(
     let shape = ds.shape().to_vec();
     let mut layout = layout.ok_or_else(|| H5Error::corrupt(url, path, "dataset has no data layout message"))?;
     // Layout messages before v4 append the element size as an extra chunk dimension.
-    if let DataLayout::Chunked { dims, element_size, .. } = &mut layout {
-        if dims.len() == shape.len() + 1 {
-            if let Some(e) = dims.pop() {
-                if *element_size == 0 {
-                    *element_size = e;
-                }
-            }
-        }
+    if let DataLayout::Chunked { dims, element_size, .. } = &mut layout
+        && dims.len() == shape.len() + 1
+        && let Some(e) = dims.pop()
+        && *element_size == 0
+    {
+        *element_size = e;
     }
     let datatype = ds.dtype().clone();
     let (data_type, hdf5_type) = describe_type(&datatype);
@@ -767,6 +765,8 @@ fn read_attr_uints(a: &hdf5_reader::Attribute) -> Option<Vec<u64>> {
 mod tests {
     //! In-memory files written by the pure-Rust `hdf5-writer` (libhdf5 files are covered by
     //! `tests/h5_conformance.rs`).
+    #![allow(clippy::single_range_in_vec_init)] // one-range row selections are intended
+
     use super::*;
     use arrow::array::AsArray;
     use arrow::datatypes::{Float64Type, Int32Type, UInt16Type};

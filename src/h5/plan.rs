@@ -421,10 +421,10 @@ impl FanOut<'_> {
         }
         if ty == MSG_CONTINUATION {
             let mut c = Cursor::new(data);
-            if let (Ok(a), Ok(n)) = (c.read_offset(self.o), c.read_length(self.l)) {
-                if !is_undefined(a, self.o) {
-                    conts.push((a, n));
-                }
+            if let (Ok(a), Ok(n)) = (c.read_offset(self.o), c.read_length(self.l))
+                && !is_undefined(a, self.o)
+            {
+                conts.push((a, n));
             }
             return;
         }
@@ -512,12 +512,11 @@ impl FanOut<'_> {
         if let Ok(h) = FractalHeap::parse_at_storage(self.v, heap, self.o, self.l) {
             self.touch(h.root_block_address);
         }
-        if !is_undefined(name_index, self.o) {
-            if let Ok(b) = BTreeV2Header::parse_at_storage(self.v, name_index, self.o, self.l) {
-                if !is_undefined(b.root_node_address, self.o) {
-                    let _ = self.read(b.root_node_address, b.node_size as usize);
-                }
-            }
+        if !is_undefined(name_index, self.o)
+            && let Ok(b) = BTreeV2Header::parse_at_storage(self.v, name_index, self.o, self.l)
+            && !is_undefined(b.root_node_address, self.o)
+        {
+            let _ = self.read(b.root_node_address, b.node_size as usize);
         }
     }
 
@@ -535,12 +534,11 @@ impl FanOut<'_> {
             }
             // The collection's size is in its header; collections are at least 4 KiB.
             let _ = self.read_clipped(addr, GLOBAL_HEAP_MIN as usize);
-            if let Some(h) = self.read(addr, 8 + usize::from(self.l)) {
-                if let Some(size) = le_uint(&h.as_ref()[8..]) {
-                    if size > GLOBAL_HEAP_MIN {
-                        let _ = self.read(addr, usize::try_from(size).unwrap_or(usize::MAX));
-                    }
-                }
+            if let Some(h) = self.read(addr, 8 + usize::from(self.l))
+                && let Some(size) = le_uint(&h.as_ref()[8..])
+                && size > GLOBAL_HEAP_MIN
+            {
+                let _ = self.read(addr, usize::try_from(size).unwrap_or(usize::MAX));
             }
         }
     }

@@ -62,7 +62,7 @@ struct Req {
 pub(crate) fn ranges_of(url: &str, path: &str, sel: &RowSelection, n: u64) -> Result<Vec<Range<u64>>, H5Error> {
     let bad = |d: String| H5Error::InvalidSelection { url: url.to_string(), path: path.to_string(), detail: d };
     match sel {
-        RowSelection::All => Ok(if n == 0 { vec![] } else { vec![0..n] }),
+        RowSelection::All => Ok(if n == 0 { vec![] } else { std::iter::once(0..n).collect() }),
         RowSelection::Ranges(rs) => {
             let mut prev_end = 0u64;
             for (i, r) in rs.iter().enumerate() {
@@ -108,6 +108,9 @@ impl Fetches {
     }
 }
 
+/// A numeric request of a read: (index in the plan, dataset, validated ranges, element size).
+type Numeric = (usize, Arc<Resolved>, Vec<Range<u64>>, usize);
+
 pub(crate) async fn read_planned(
     file: &H5File,
     plan: Vec<(Arc<Resolved>, RowSelection)>,
@@ -118,7 +121,7 @@ pub(crate) async fn read_planned(
     let file_size = file.size();
 
     // 1. Validate, and split off string datasets (read through the parser, they are small).
-    let mut numeric: Vec<(usize, Arc<Resolved>, Vec<Range<u64>>, usize)> = Vec::new();
+    let mut numeric: Vec<Numeric> = Vec::new();
     let mut results: Vec<Option<ArrayRef>> = vec![None; plan.len()];
     let mut string_reads = Vec::new();
     for (i, (r, sel)) in plan.iter().enumerate() {
