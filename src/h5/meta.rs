@@ -263,7 +263,7 @@ impl MetaStorage {
         out
     }
 
-    /// Drop `blocks` from the cache if they still hold these slots (failed or abandoned).
+    /// Drop `blocks` from the cache if they still hold these slots (their fetch failed).
     fn forget(&self, blocks: &[(u64, Slot)]) {
         let mut map = self.blocks.lock();
         for (b, slot) in blocks {
@@ -303,8 +303,10 @@ impl MetaStorage {
 
     /// Make sure `blocks` are cached, from async code: the missing ones are fetched in one
     /// concurrent batch (adjacent blocks merged), and blocks another caller is fetching are
-    /// waited for, not fetched twice. Blocks past the end of the object are ignored.
-    pub(crate) async fn prefetch(&self, blocks: impl IntoIterator<Item = u64>) -> Result<(), object_store::Error> {
+    /// waited for, not fetched twice. Blocks past the end of the object are ignored. The
+    /// fetch runs as its own task, so a caller that gives up (its future dropped) never
+    /// leaves a block half-claimed for the others waiting on it.
+    pub(crate) async fn prefetch(self: &Arc<Self>, blocks: impl IntoIterator<Item = u64>) -> Result<(), object_store::Error> {
         let mut wanted: Vec<u64> = blocks.into_iter().filter(|b| b.saturating_mul(self.block_size) < self.size).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -329,12 +331,12 @@ impl MetaStorage {
         }
         if !mine.is_empty() {
             self.planned_batches.fetch_add(1, Ordering::Relaxed);
-            // If this future is dropped mid-fetch, the slots it created must not stay empty
-            // (blocking readers would wait on them forever).
-            let guard = AbandonGuard { meta: self, mine: &mine };
-            let r = self.fetch_runs(&mine).await;
-            std::mem::forget(guard);
-            r?;
+            let meta = Arc::clone(self);
+            let task = tokio::spawn(async move { meta.fetch_runs(&mine).await });
+            match task.await {
+                Ok(r) => r?,
+                Err(e) => return Err(object_store::Error::Generic { store: "magg h5 metadata cache", source: Box::new(e) }),
+            }
         }
         for s in others {
             // A failed fetch of someone else's is theirs to report; the parser retries.
@@ -370,21 +372,6 @@ impl MetaStorage {
             return Err(ParseError::UnexpectedEof { offset, needed: len as u64, available: out.len() as u64 });
         }
         Ok(StorageBuffer::from_vec(out))
-    }
-}
-
-/// Fills and forgets the slots of an abandoned [`MetaStorage::prefetch`].
-struct AbandonGuard<'a> {
-    meta: &'a MetaStorage,
-    mine: &'a [(u64, Slot)],
-}
-
-impl Drop for AbandonGuard<'_> {
-    fn drop(&mut self) {
-        for (_, slot) in self.mine {
-            slot.set(Err("fetch abandoned".to_string()));
-        }
-        self.meta.forget(self.mine);
     }
 }
 
