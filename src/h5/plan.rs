@@ -67,6 +67,9 @@ const MAX_ROUNDS: usize = 64;
 const MAX_SPECULATIVE_BLOCKS: usize = 16;
 /// Object header chunks followed per header by the fan-out rule.
 const MAX_HEADER_CHUNKS: usize = 1024;
+/// Largest single structure the fan-out rules ask for; bigger ones (corrupt sizes, huge
+/// headers) are left to the dry run, which asks for what the parser really reads.
+const MAX_FANOUT_READ: usize = 1 << 20;
 /// Smallest global heap collection libhdf5 writes.
 const GLOBAL_HEAP_MIN: u64 = 4096;
 
@@ -214,12 +217,10 @@ fn dry_run(file: &H5File, dry: &Hdf5File, t: &Target, resolved: Option<&Resolved
 }
 
 /// The messages of an object header that the fan-out rules use, from the chunks that are
-/// cached.
+/// cached (the others are asked for).
 #[derive(Default)]
 struct Scanned {
     msgs: Vec<HdfMessage>,
-    /// Every chunk of the header was cached.
-    complete: bool,
 }
 
 /// A lookup of one link name in a group.
@@ -242,6 +243,9 @@ struct FanOut<'a> {
 impl FanOut<'_> {
     /// Exactly `len` bytes at `addr`, if cached (a miss is recorded).
     fn read(&self, addr: u64, len: usize) -> Option<StorageBuffer> {
+        if len > MAX_FANOUT_READ {
+            return None;
+        }
         self.v.read_range(addr, len).ok().filter(|b| b.as_ref().len() == len)
     }
 
@@ -337,17 +341,13 @@ impl FanOut<'_> {
             let crt = flags & 0x04 != 0;
             let start = addr.saturating_add((prefix + width) as u64);
             let mut pending = vec![(start, size, true)];
-            let mut complete = true;
             let mut visited = HashSet::new();
             while let Some((at, len, first)) = pending.pop() {
                 if visited.len() >= MAX_HEADER_CHUNKS || !visited.insert(at) {
                     continue;
                 }
                 let Ok(n) = usize::try_from(len) else { continue };
-                let Some(bytes) = self.read(at, n) else {
-                    complete = false;
-                    continue;
-                };
+                let Some(bytes) = self.read(at, n) else { continue };
                 let body = if first {
                     bytes.as_ref()
                 } else {
@@ -360,7 +360,6 @@ impl FanOut<'_> {
                 self.messages_v2(body, crt, &mut out.msgs, &mut chunks);
                 pending.extend(chunks.drain(..).map(|(a, l)| (a, l, false)));
             }
-            out.complete = complete;
         } else {
             let Some(pre) = self.read(addr, 16) else { return out };
             if pre.as_ref()[0] != 1 {
@@ -368,21 +367,16 @@ impl FanOut<'_> {
             }
             let size = u64::from(u32::from_le_bytes([pre.as_ref()[8], pre.as_ref()[9], pre.as_ref()[10], pre.as_ref()[11]]));
             let mut pending = vec![(addr.saturating_add(16), size)];
-            let mut complete = true;
             let mut visited = HashSet::new();
             while let Some((at, len)) = pending.pop() {
                 if visited.len() >= MAX_HEADER_CHUNKS || !visited.insert(at) {
                     continue;
                 }
                 let Ok(n) = usize::try_from(len) else { continue };
-                let Some(bytes) = self.read(at, n) else {
-                    complete = false;
-                    continue;
-                };
+                let Some(bytes) = self.read(at, n) else { continue };
                 self.messages_v1(bytes.as_ref(), &mut out.msgs, &mut chunks);
                 pending.append(&mut chunks);
             }
-            out.complete = complete;
         }
         out
     }
