@@ -8,11 +8,15 @@
 //!    returns the object size; the superblock is parsed from it.
 //! 2. **Metadata** (object headers, heaps, B-tree / fixed-array / extensible-array index
 //!    nodes) is parsed by the pure-Rust `hdf5-reader` crate through a block cache
-//!    (`meta.rs`). All datasets of one [`H5File::read_many`] call are resolved in parallel on
-//!    the blocking pool, so their cache misses overlap in the same round trips.
+//!    (`meta.rs`), which the wave planner (`plan.rs`) fills first: for all datasets of one
+//!    [`H5File::read_many`] call together, one batched round of block fetches per level of
+//!    the file's pointer chain (dry runs of the read path against the cache, plus fan-out
+//!    rules that fetch everything whose address is already known, and the children of a
+//!    group whose names are not yet known). [`H5File::metadata_stats`] counts the rounds.
 //! 3. **Chunk data** bypasses the cache: the chunk entries overlapping the requested rows
 //!    are collected from the chunk index, their byte ranges are merged (gaps up to
-//!    `coalesce_gap`) and fetched in one concurrent wave (`max_concurrency` requests).
+//!    `coalesce_gap`) and fetched in one concurrent wave (`max_concurrency` requests), as
+//!    soon as the dataset's own metadata is in.
 //! 4. **Decode** runs on the blocking pool, chunks in parallel (`decode_threads`):
 //!    fletcher32 check, inflate with libdeflate, unshuffle fused with byte-order conversion,
 //!    straight into the Arrow buffer.

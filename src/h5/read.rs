@@ -3,10 +3,10 @@
 //!
 //! Round trips of one [`H5File::read_many`] call after the datasets are resolved:
 //!
-//! * **index wave**: the chunk indexes of all chunked datasets are walked in parallel on
-//!   the blocking pool through the metadata cache; most index nodes (v1 B-tree leaves,
-//!   fixed-array data blocks) sit next to their object header and are already cached, so
-//!   this wave is often empty;
+//! * **index walk**: the chunk indexes of all chunked datasets are walked in parallel on
+//!   the blocking pool through the metadata cache; the wave planner (`plan.rs`) has
+//!   fetched their nodes with the rest of the metadata (it dry-runs this very walk, see
+//!   [`index_walk`]), so this costs no round trip;
 //! * **data wave**: the byte ranges of every chunk overlapping a requested row (unfiltered
 //!   data: only the requested rows' bytes) are merged when closer than `coalesce_gap` and
 //!   fetched with up to `max_concurrency` requests in flight;
