@@ -1,74 +1,22 @@
 //! Reading through `s3://` against a real S3-compatible server (moto_server from the test
-//! venv) on 127.0.0.1: same values as h5py wrote, typed NotFound for a missing key.
+//! venv, started by the shared `common::Moto`) on 127.0.0.1: same values as h5py wrote,
+//! typed NotFound for a missing key.
+#![allow(clippy::single_range_in_vec_init)] // one-range row selections are intended
 
+mod common;
 #[path = "h5_support.rs"]
 mod support;
-
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Float32Type;
 use magg::h5::{H5Error, H5File, ReadOptions, RowSelection};
-use magg::store::StoreOptions;
-
-const MOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
-
-/// Kills the server when the test ends, pass or fail.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> (Server, String) {
-    assert!(
-        std::path::Path::new(MOTO).exists(),
-        "{MOTO} is missing: run `bash scripts/setup-venv.sh` (tests/python/requirements.txt has moto[server])"
-    );
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(MOTO)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let server = Server(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (server, format!("http://127.0.0.1:{port}"))
-}
-
-fn upload(endpoint: &str, bucket: &str, key: &str, file: &std::path::Path) {
-    let script = format!(
-        "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
-         aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         s3.create_bucket(Bucket='{bucket}')\ns3.upload_file(r'{}', '{bucket}', '{key}')\n",
-        file.display()
-    );
-    let out = Command::new(support::PYTHON).arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "upload failed: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_through_s3_compatible_server() {
-    let (_server, endpoint) = start_moto();
-    upload(&endpoint, "granules", "ATL06/atl06_like.h5", &support::fixtures().join("atl06_like.h5"));
-    let opts = StoreOptions {
-        endpoint: Some(endpoint.clone()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        allow_http: true,
-        ..StoreOptions::none()
-    };
+    let s3 = common::Moto::start();
+    s3.create_bucket("granules");
+    s3.upload("granules", "ATL06/atl06_like.h5", &support::fixtures().join("atl06_like.h5"));
+    let opts = s3.store_options();
     let url = "s3://granules/ATL06/atl06_like.h5";
     let f = H5File::open_url(url, &opts, &ReadOptions::default()).await.unwrap();
     let exp = support::expected("atl06_like.h5");
@@ -81,6 +29,26 @@ async fn reads_through_s3_compatible_server() {
     }
     let part = f.read("/gt1l/land_ice_segments/h_li", RowSelection::Ranges(vec![19_990..20_010])).await.unwrap();
     assert_eq!(part.as_primitive::<Float32Type>().values()[..], got.values()[19_990..20_010]);
+
+    // The planned read of one beam's core datasets (libver latest: v2 headers, extensible
+    // arrays), every value as h5py wrote it, and no metadata fetched behind the planner.
+    s3.upload("granules", "ATL06/atl06_like_latest.h5", &support::fixtures().join("atl06_like_latest.h5"));
+    let f = H5File::open_url("s3://granules/ATL06/atl06_like_latest.h5", &opts, &ReadOptions::default()).await.unwrap();
+    let exp = support::expected("atl06_like_latest.h5");
+    let names = ["latitude", "longitude", "h_li", "h_li_sigma", "atl06_quality_summary"];
+    let reqs: Vec<(String, RowSelection)> =
+        names.iter().map(|d| (format!("/gt1l/land_ice_segments/{d}"), RowSelection::All)).collect();
+    let arrays = f.read_many(&reqs).await.unwrap();
+    for ((path, _), a) in reqs.iter().zip(&arrays) {
+        let want = exp["datasets"][path.as_str()]["values"].as_array().unwrap();
+        assert_eq!(a.len(), want.len(), "{path}");
+    }
+    let lat = arrays[0].as_primitive::<arrow::datatypes::Float64Type>();
+    let want = exp["datasets"]["/gt1l/land_ice_segments/latitude"]["values"].as_array().unwrap();
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(format!("{:x}", lat.value(i).to_bits()), w.as_str().unwrap(), "latitude row {i}");
+    }
+    assert_eq!(f.metadata_stats().demand_fetches, 0);
 
     let missing = "s3://granules/ATL06/nope.h5";
     let e = H5File::open_url(missing, &opts, &ReadOptions::default()).await.unwrap_err();

@@ -37,10 +37,10 @@ fn dims(v: &[u64]) -> String {
 /// One line describing a dataset.
 pub fn dataset_line(d: &DatasetInfo) -> String {
     let mut s = format!("{:<50} dataset {} {}", d.path, d.hdf5_type, dims(&d.shape));
-    if let Some(m) = &d.max_shape {
-        if m != &d.shape {
-            let _ = write!(s, " max {}", dims(m));
-        }
+    if let Some(m) = &d.max_shape
+        && m != &d.shape
+    {
+        let _ = write!(s, " max {}", dims(m));
     }
     match d.layout {
         Layout::Compact => s.push_str(" compact"),

@@ -15,6 +15,11 @@
 //! at once (one per dataset being resolved); a block another thread is already fetching is
 //! waited for, not fetched twice, so their misses share round trips.
 //!
+//! Besides the parser's demand misses, the cache is filled ahead of the parser by the
+//! wave planner (`plan.rs`): [`MetaStorage::peek`] reads only what is cached (and names the
+//! missing blocks), and [`MetaStorage::prefetch`] fetches a batch of blocks from async code,
+//! in one concurrent wave, waiting for blocks others are fetching.
+//!
 //! Chunk data does not go through this cache (see `read.rs`): it is fetched exactly, once,
 //! in a planned wave.
 
@@ -31,7 +36,43 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::Mutex;
 
-type Slot = Arc<OnceLock<Result<Bytes, String>>>;
+/// One cached block: filled once, waited for by blocking threads ([`OnceLock::wait`]) and
+/// by async tasks ([`BlockSlot::ready`]).
+#[derive(Default)]
+struct BlockSlot {
+    cell: OnceLock<Result<Bytes, String>>,
+    filled: tokio::sync::Notify,
+}
+
+impl BlockSlot {
+    fn filled_with(v: Result<Bytes, String>) -> Self {
+        let s = Self::default();
+        let _ = s.cell.set(v);
+        s
+    }
+
+    /// Fill the slot (first value wins) and wake its async waiters.
+    fn set(&self, v: Result<Bytes, String>) {
+        if self.cell.set(v).is_ok() {
+            self.filled.notify_waiters();
+        }
+    }
+
+    /// Wait, from async code, until the slot is filled.
+    async fn ready(&self) -> &Result<Bytes, String> {
+        loop {
+            let notified = self.filled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = self.cell.get() {
+                return v;
+            }
+            notified.await;
+        }
+    }
+}
+
+type Slot = Arc<BlockSlot>;
 
 pub(crate) struct MetaStorage {
     store: Arc<dyn ObjectStore>,
@@ -45,6 +86,10 @@ pub(crate) struct MetaStorage {
     /// turned back into a typed [`H5Error::Io`](super::H5Error).
     io_error: Mutex<Option<object_store::Error>>,
     fetched_bytes: AtomicU64,
+    /// Batches fetched by [`MetaStorage::prefetch`] (the planner's rounds).
+    planned_batches: AtomicU64,
+    /// Batches fetched on a parser miss (what the planner did not foresee).
+    demand_batches: AtomicU64,
 }
 
 impl MetaStorage {
@@ -66,6 +111,8 @@ impl MetaStorage {
             blocks: Mutex::new(HashMap::new()),
             io_error: Mutex::new(None),
             fetched_bytes: AtomicU64::new(0),
+            planned_batches: AtomicU64::new(0),
+            demand_batches: AtomicU64::new(0),
         }
     }
 
@@ -83,9 +130,7 @@ impl MetaStorage {
             }
             let s = (start - offset) as usize;
             let e = (end - offset) as usize;
-            let slot: Slot = Arc::new(OnceLock::new());
-            let _ = slot.set(Ok(bytes.slice(s..e)));
-            map.insert(b, slot);
+            map.insert(b, Arc::new(BlockSlot::filled_with(Ok(bytes.slice(s..e)))));
             b += 1;
         }
         self.fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -95,9 +140,18 @@ impl MetaStorage {
         self.io_error.lock().take()
     }
 
+    pub(crate) fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
     /// Bytes fetched for metadata so far (including the open prefix).
     pub(crate) fn fetched_bytes(&self) -> u64 {
         self.fetched_bytes.load(Ordering::Relaxed)
+    }
+
+    /// (planned batches, demand batches) so far.
+    pub(crate) fn batches(&self) -> (u64, u64) {
+        (self.planned_batches.load(Ordering::Relaxed), self.demand_batches.load(Ordering::Relaxed))
     }
 
     fn block_range(&self, b: u64) -> Range<u64> {
@@ -114,7 +168,7 @@ impl MetaStorage {
             let mut map = self.blocks.lock();
             for b in first..=last {
                 let slot = map.entry(b).or_insert_with(|| {
-                    let s: Slot = Arc::new(OnceLock::new());
+                    let s: Slot = Arc::new(BlockSlot::default());
                     mine.push((b, Arc::clone(&s)));
                     s
                 });
@@ -126,15 +180,34 @@ impl MetaStorage {
         }
         slots
             .iter()
-            .map(|s| match s.wait() {
+            .map(|s| match s.cell.wait() {
                 Ok(b) => Ok(b.clone()),
                 Err(msg) => Err(ParseError::Io(std::io::Error::other(msg.clone()))),
             })
             .collect()
     }
 
+    /// Fetch the blocks of `mine` (slots this caller created) from a blocking thread.
     fn fetch_blocks(&self, mine: &[(u64, Slot)]) {
-        // Merge runs of adjacent blocks into one request each.
+        self.demand_batches.fetch_add(1, Ordering::Relaxed);
+        if std::env::var_os("MAGG_H5_TRACE").is_some() {
+            // Debugging aid for the I/O plan: which blocks the parser missed, and when.
+            eprintln!(
+                "h5 meta miss: {:?} blocks {:?}",
+                std::thread::current().id(),
+                mine.iter().map(|m| m.0).collect::<Vec<_>>()
+            );
+        }
+        // Runs only on blocking-pool threads (see the module docs).
+        if let Err(e) = self.handle.block_on(self.fetch_runs(mine)) {
+            self.io_error.lock().get_or_insert(e);
+        }
+    }
+
+    /// Fetch the blocks of `mine` (adjacent blocks merged into one request, up to
+    /// `max_concurrency` requests in flight) and fill their slots. On failure every slot
+    /// of `mine` is filled with the error and forgotten, so a later read may retry it.
+    async fn fetch_runs(&self, mine: &[(u64, Slot)]) -> Result<(), object_store::Error> {
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (b, _) in mine {
             match runs.last_mut() {
@@ -146,33 +219,15 @@ impl MetaStorage {
             .iter()
             .map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end)
             .collect();
-        if std::env::var_os("MAGG_H5_TRACE").is_some() {
-            // Debugging aid for the I/O plan: which blocks the parser missed, and when.
-            eprintln!(
-                "h5 meta miss: {:?} blocks {:?} ranges {ranges:?}",
-                std::thread::current().id(),
-                mine.iter().map(|m| m.0).collect::<Vec<_>>()
-            );
-        }
-        let store = Arc::clone(&self.store);
-        let location = self.location.clone();
-        let conc = self.max_concurrency;
-        let fetch = async move {
-            futures::stream::iter(ranges.into_iter().map(|r| {
-                let store = Arc::clone(&store);
-                let location = location.clone();
-                async move { store.get_range(&location, r.clone()).await.map(|b| (r, b)) }
-            }))
-            .buffer_unordered(conc)
-            .try_collect::<Vec<_>>()
-            .await
-        };
-        // Runs only on blocking-pool threads (see the module docs).
-        let result = self.handle.block_on(fetch);
-        if std::env::var_os("MAGG_H5_TRACE").is_some() {
-            eprintln!("h5 meta miss done: {:?}", std::thread::current().id());
-        }
-        match result {
+        let store = &self.store;
+        let location = &self.location;
+        let result = futures::stream::iter(ranges.into_iter().map(|r| async move {
+            store.get_range(location, r.clone()).await.map(|b| (r, b))
+        }))
+        .buffer_unordered(self.max_concurrency)
+        .try_collect::<Vec<_>>()
+        .await;
+        let out = match result {
             Ok(pieces) => {
                 for (r, bytes) in pieces {
                     self.fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -186,28 +241,137 @@ impl MetaStorage {
                             } else {
                                 Err(format!("short read: got {} bytes, expected {}", bytes.len(), r.end - r.start))
                             };
-                            let _ = slot.set(v);
+                            slot.set(v);
                         }
                     }
                 }
+                Ok(())
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.io_error.lock().get_or_insert(e);
                 for (_, slot) in mine {
-                    let _ = slot.set(Err(msg.clone()));
+                    slot.set(Err(msg.clone()));
                 }
-                // Failed blocks are forgotten so a later read may retry them.
-                let mut map = self.blocks.lock();
-                for (b, _) in mine {
-                    map.remove(b);
+                self.forget(mine);
+                Err(e)
+            }
+        };
+        // Never leave a waiter hanging on a block this batch did not deliver.
+        for (_, slot) in mine {
+            slot.set(Err("block missing from fetch".to_string()));
+        }
+        out
+    }
+
+    /// Drop `blocks` from the cache if they still hold these slots (their fetch failed).
+    fn forget(&self, blocks: &[(u64, Slot)]) {
+        let mut map = self.blocks.lock();
+        for (b, slot) in blocks {
+            if map.get(b).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                map.remove(b);
+            }
+        }
+    }
+
+    /// The bytes `offset..offset+len` if every block holding them is cached, without
+    /// fetching; otherwise the blocks that are missing (or still being fetched). Reads past
+    /// the end of the object are an error, as in [`Storage::read_range`].
+    pub(crate) fn peek(&self, offset: u64, len: usize) -> Result<Result<StorageBuffer, Vec<u64>>, ParseError> {
+        let end = self.check_range(offset, len)?;
+        if len == 0 {
+            return Ok(Ok(StorageBuffer::from_vec(Vec::new())));
+        }
+        let (first, last) = (offset / self.block_size, (end - 1) / self.block_size);
+        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        let mut missing = Vec::new();
+        {
+            let map = self.blocks.lock();
+            for b in first..=last {
+                match map.get(&b).and_then(|s| s.cell.get()) {
+                    Some(Ok(bytes)) => blocks.push(bytes.clone()),
+                    // A block whose fetch failed is an error, as for the parser.
+                    Some(Err(msg)) => return Err(ParseError::Io(std::io::Error::other(msg.clone()))),
+                    None => missing.push(b),
                 }
             }
         }
-        // Never leave a waiter hanging on a block this batch did not deliver.
-        for (_, slot) in mine {
-            let _ = slot.set(Err("block missing from fetch".to_string()));
+        if !missing.is_empty() {
+            return Ok(Err(missing));
         }
+        self.assemble(offset, len, first, &blocks).map(Ok)
+    }
+
+    /// Make sure `blocks` are cached, from async code: the missing ones are fetched in one
+    /// concurrent batch (adjacent blocks merged), and blocks another caller is fetching are
+    /// waited for, not fetched twice. Blocks past the end of the object are ignored. The
+    /// fetch runs as its own task, so a caller that gives up (its future dropped) never
+    /// leaves a block half-claimed for the others waiting on it.
+    pub(crate) async fn prefetch(self: &Arc<Self>, blocks: impl IntoIterator<Item = u64>) -> Result<(), object_store::Error> {
+        let mut wanted: Vec<u64> = blocks.into_iter().filter(|b| b.saturating_mul(self.block_size) < self.size).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut mine: Vec<(u64, Slot)> = Vec::new();
+        let mut others: Vec<Slot> = Vec::new();
+        {
+            let mut map = self.blocks.lock();
+            for b in wanted {
+                match map.get(&b) {
+                    Some(s) if s.cell.get().is_some() => {}
+                    Some(s) => others.push(Arc::clone(s)),
+                    None => {
+                        let s: Slot = Arc::new(BlockSlot::default());
+                        map.insert(b, Arc::clone(&s));
+                        mine.push((b, s));
+                    }
+                }
+            }
+        }
+        if std::env::var_os("MAGG_H5_TRACE").is_some() {
+            eprintln!("h5 prefetch: blocks {:?}, waiting for {}", mine.iter().map(|m| m.0).collect::<Vec<_>>(), others.len());
+        }
+        if !mine.is_empty() {
+            self.planned_batches.fetch_add(1, Ordering::Relaxed);
+            let meta = Arc::clone(self);
+            let task = tokio::spawn(async move { meta.fetch_runs(&mine).await });
+            match task.await {
+                Ok(r) => r?,
+                Err(e) => return Err(object_store::Error::Generic { store: "magg h5 metadata cache", source: Box::new(e) }),
+            }
+        }
+        for s in others {
+            // A failed fetch of someone else's is theirs to report; the parser retries.
+            let _ = s.ready().await;
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<u64, ParseError> {
+        offset.checked_add(len as u64).filter(|e| *e <= self.size).ok_or(ParseError::UnexpectedEof {
+            offset,
+            needed: len as u64,
+            available: self.size.saturating_sub(offset),
+        })
+    }
+
+    /// `len` bytes at `offset` out of consecutive cached blocks starting at block `first`.
+    fn assemble(&self, offset: u64, len: usize, first: u64, blocks: &[Bytes]) -> Result<StorageBuffer, ParseError> {
+        let start_in_first = (offset - first * self.block_size) as usize;
+        if let [one] = blocks {
+            // Zero-copy view into the cached block.
+            let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(one.clone());
+            return StorageBuffer::from_shared_owner(owner, start_in_first, len);
+        }
+        let mut out = Vec::with_capacity(len);
+        let mut skip = start_in_first;
+        for b in blocks {
+            let take = (len - out.len()).min(b.len().saturating_sub(skip));
+            out.extend_from_slice(&b[skip..skip + take]);
+            skip = 0;
+        }
+        if out.len() != len {
+            return Err(ParseError::UnexpectedEof { offset, needed: len as u64, available: out.len() as u64 });
+        }
+        Ok(StorageBuffer::from_vec(out))
     }
 }
 
@@ -217,35 +381,13 @@ impl Storage for MetaStorage {
     }
 
     fn read_range(&self, offset: u64, len: usize) -> Result<StorageBuffer, ParseError> {
-        let end = offset.checked_add(len as u64).filter(|e| *e <= self.size).ok_or(
-            ParseError::UnexpectedEof {
-                offset,
-                needed: len as u64,
-                available: self.size.saturating_sub(offset),
-            },
-        )?;
+        let end = self.check_range(offset, len)?;
         if len == 0 {
             return Ok(StorageBuffer::from_vec(Vec::new()));
         }
         let first = offset / self.block_size;
         let last = (end - 1) / self.block_size;
         let blocks = self.ensure(first, last)?;
-        let start_in_first = (offset - first * self.block_size) as usize;
-        if let [one] = blocks.as_slice() {
-            // Zero-copy view into the cached block.
-            let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(one.clone());
-            return StorageBuffer::from_shared_owner(owner, start_in_first, len);
-        }
-        let mut out = Vec::with_capacity(len);
-        let mut skip = start_in_first;
-        for b in &blocks {
-            let take = (len - out.len()).min(b.len().saturating_sub(skip));
-            out.extend_from_slice(&b[skip..skip + take]);
-            skip = 0;
-        }
-        if out.len() != len {
-            return Err(ParseError::UnexpectedEof { offset, needed: len as u64, available: out.len() as u64 });
-        }
-        Ok(StorageBuffer::from_vec(out))
+        self.assemble(offset, len, first, &blocks)
     }
 }

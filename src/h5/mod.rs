@@ -8,11 +8,15 @@
 //!    returns the object size; the superblock is parsed from it.
 //! 2. **Metadata** (object headers, heaps, B-tree / fixed-array / extensible-array index
 //!    nodes) is parsed by the pure-Rust `hdf5-reader` crate through a block cache
-//!    (`meta.rs`). All datasets of one [`H5File::read_many`] call are resolved in parallel on
-//!    the blocking pool, so their cache misses overlap in the same round trips.
+//!    (`meta.rs`), which the wave planner (`plan.rs`) fills first: for all datasets of one
+//!    [`H5File::read_many`] call together, one batched round of block fetches per level of
+//!    the file's pointer chain (dry runs of the read path against the cache, plus fan-out
+//!    rules that fetch everything whose address is already known, and the children of a
+//!    group whose names are not yet known). [`H5File::metadata_stats`] counts the rounds.
 //! 3. **Chunk data** bypasses the cache: the chunk entries overlapping the requested rows
 //!    are collected from the chunk index, their byte ranges are merged (gaps up to
-//!    `coalesce_gap`) and fetched in one concurrent wave (`max_concurrency` requests).
+//!    `coalesce_gap`) and fetched in one concurrent wave (`max_concurrency` requests), as
+//!    soon as the dataset's own metadata is in.
 //! 4. **Decode** runs on the blocking pool, chunks in parallel (`decode_threads`):
 //!    fletcher32 check, inflate with libdeflate, unshuffle fused with byte-order conversion,
 //!    straight into the Arrow buffer.
@@ -26,6 +30,7 @@
 mod error;
 pub mod inspect;
 mod meta;
+mod plan;
 mod read;
 
 use std::collections::HashMap;
@@ -88,6 +93,19 @@ impl ReadOptions {
         self.block_size = n;
         self
     }
+}
+
+/// How an [`H5File`]'s metadata cache was filled, from [`H5File::metadata_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetadataStats {
+    /// Bytes fetched for metadata, including the first block read at open.
+    pub bytes: u64,
+    /// Batches fetched by the wave planner; each is one round of concurrent requests, and
+    /// one planner call needs as many as its files' pointer chains are deep.
+    pub planned_batches: u64,
+    /// Fetches the parser had to make on its own (structures the planner does not
+    /// foresee, or reads outside [`H5File::read_many`] / [`H5File::dataset_info`]).
+    pub demand_fetches: u64,
 }
 
 /// Rows to read from a 1-D dataset.
@@ -171,7 +189,7 @@ impl DatasetInfo {
                 let c = c[0];
                 (0..n.div_ceil(c)).map(|i| i * c..((i + 1) * c).min(n)).collect()
             }
-            _ => vec![0..n],
+            _ => std::iter::once(0..n).collect(),
         }
     }
 
@@ -222,6 +240,15 @@ impl std::fmt::Debug for H5File {
     }
 }
 
+/// The parser's options. Its chunk cache is unused (chunk data never goes through it) and
+/// its limits guard the fuzzed paths.
+fn parser_options(options: &ReadOptions) -> hdf5_reader::OpenOptions {
+    hdf5_reader::OpenOptions::default()
+        .with_chunk_cache_bytes(0)
+        .with_max_chunk_bytes(options.max_chunk_bytes)
+        .with_max_object_header_bytes(16 * 1024 * 1024)
+}
+
 /// Normalise a user path to `/a/b/c`.
 fn norm_path(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -251,15 +278,9 @@ impl H5File {
         ));
         meta.seed(0, &first);
         let m = Arc::clone(&meta);
-        let max_chunk = options.max_chunk_bytes;
+        let opts = parser_options(options);
         let file = run_blocking(url, "/", &meta, move || {
             let storage: hdf5_reader::storage::DynStorage = m;
-            // The parser's chunk cache is unused (chunk data never goes through it) and
-            // its limits guard the fuzzed paths.
-            let opts = hdf5_reader::OpenOptions::default()
-                .with_chunk_cache_bytes(0)
-                .with_max_chunk_bytes(max_chunk)
-                .with_max_object_header_bytes(16 * 1024 * 1024);
             Hdf5File::from_storage_with_options(storage, opts)
         })
         .await?;
@@ -298,6 +319,12 @@ impl H5File {
         self.inner.meta.fetched_bytes()
     }
 
+    /// How the metadata cache was filled so far (see `docs/h5.md`, I/O plan).
+    pub fn metadata_stats(&self) -> MetadataStats {
+        let (planned_batches, demand_fetches) = self.inner.meta.batches();
+        MetadataStats { bytes: self.inner.meta.fetched_bytes(), planned_batches, demand_fetches }
+    }
+
     /// Whether a group or dataset exists at `path`.
     pub async fn exists(&self, path: &str) -> Result<bool, H5Error> {
         let p = norm_path(path);
@@ -330,18 +357,32 @@ impl H5File {
         v.pop().ok_or_else(|| H5Error::corrupt(&self.inner.url, path, "read returned no array"))
     }
 
-    /// Read several datasets together. Each request runs as its own pipeline (resolve the
-    /// header, walk the chunk index, fetch the chunks, decode), and all pipelines run
-    /// concurrently: their metadata misses overlap, and a dataset whose metadata is
-    /// resolved early fetches its chunks while others still resolve, so the chunk fetches
-    /// share round trips with metadata instead of waiting for a separate final wave.
+    /// Read several datasets together. The metadata of all of them (path lookup, object
+    /// headers, chunk-index entries of the requested rows) is fetched by the wave planner
+    /// (`plan.rs`) in batched rounds, one round per level of the file's pointer chain; each
+    /// request then runs as its own pipeline (resolve from the cache, fetch the chunks,
+    /// decode) as soon as its own metadata is in, so its chunk fetch overlaps the metadata
+    /// rounds the others still need.
     pub async fn read_many(&self, requests: &[(String, RowSelection)]) -> Result<Vec<ArrayRef>, H5Error> {
-        futures::future::try_join_all(requests.iter().map(|(p, sel)| async move {
-            let r = self.resolve(&norm_path(p)).await?;
+        let targets: Vec<plan::Target> =
+            requests.iter().map(|(p, sel)| plan::Target { path: norm_path(p), rows: Some(sel.clone()) }).collect();
+        let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| tokio::sync::oneshot::channel::<()>()).unzip();
+        let mut txs: Vec<Option<tokio::sync::oneshot::Sender<()>>> = txs.into_iter().map(Some).collect();
+        let planner = plan::warm(self, &targets, move |i| {
+            if let Some(tx) = txs.get_mut(i).and_then(Option::take) {
+                let _ = tx.send(());
+            }
+        });
+        let pipelines = futures::future::try_join_all(requests.iter().zip(&targets).zip(rxs).map(|(((p, sel), t), rx)| async move {
+            // A planner that stops early drops the sender: the read path then fetches
+            // what is still missing on demand.
+            let _ = rx.await;
+            let r = self.resolve_cached_metadata(&t.path).await?;
             let mut v = read::read_planned(self, vec![(r, sel.clone())]).await?;
             v.pop().ok_or_else(|| H5Error::corrupt(&self.inner.url, p, "read returned no array"))
-        }))
-        .await
+        }));
+        let ((), arrays) = futures::future::try_join(planner, pipelines).await?;
+        Ok(arrays)
     }
 
     /// Every group and dataset, depth first, children sorted by name.
@@ -358,9 +399,24 @@ impl H5File {
         .await
     }
 
+    /// The dataset at `path` as the read path needs it, parsed once. Unless already
+    /// resolved, its metadata is first fetched by the wave planner.
     async fn resolve(&self, path: &str) -> Result<Arc<Resolved>, H5Error> {
-        if let Some(r) = self.inner.resolved.lock().get(path) {
-            return Ok(Arc::clone(r));
+        if let Some(r) = self.cached_resolved(path) {
+            return Ok(r);
+        }
+        plan::warm(self, &[plan::Target { path: path.to_string(), rows: None }], |_| {}).await?;
+        self.resolve_cached_metadata(path).await
+    }
+
+    fn cached_resolved(&self, path: &str) -> Option<Arc<Resolved>> {
+        self.inner.resolved.lock().get(path).cloned()
+    }
+
+    /// Parse the dataset at `path` (on the blocking pool; misses fetch on demand).
+    async fn resolve_cached_metadata(&self, path: &str) -> Result<Arc<Resolved>, H5Error> {
+        if let Some(r) = self.cached_resolved(path) {
+            return Ok(r);
         }
         let file = self.inner.file.clone();
         let url = self.inner.url.clone();
@@ -370,7 +426,7 @@ impl H5File {
             let ds = file
                 .dataset(&p)
                 .map_err(|e| H5Error::from_parser(&url, &p, e, meta.take_io_error()))?;
-            resolve_dataset(&file, &url, &meta, &p, ds)
+            resolve_dataset(&file, &url, Some(&meta), &p, ds)
         })
         .await?;
         let r = Arc::new(r);
@@ -462,18 +518,18 @@ fn walk(
     let child = |name: &str| if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
     enum Node {
         G(hdf5_reader::group::Group),
-        D(hdf5_reader::Dataset),
+        D(Box<hdf5_reader::Dataset>),
     }
     let mut nodes: Vec<(String, Node)> = groups
         .into_iter()
         .map(|g| (child(g.name().rsplit('/').next().unwrap_or("")), Node::G(g)))
-        .chain(datasets.into_iter().map(|d| (child(d.name().rsplit('/').next().unwrap_or("")), Node::D(d))))
+        .chain(datasets.into_iter().map(|d| (child(d.name().rsplit('/').next().unwrap_or("")), Node::D(Box::new(d)))))
         .collect();
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     for (p, n) in nodes {
         match n {
             Node::G(g) => walk(file, url, meta, &g, &p, out, depth + 1)?,
-            Node::D(d) => out.push(TreeEntry::Dataset(resolve_dataset(file, url, meta, &p, d)?.info)),
+            Node::D(d) => out.push(TreeEntry::Dataset(resolve_dataset(file, url, Some(meta), &p, *d)?.info)),
         }
     }
     Ok(())
@@ -484,14 +540,16 @@ pub(crate) fn is_undefined(addr: u64, offset_size: u8) -> bool {
 }
 
 /// Build the read-side description of a dataset from its parsed header.
+/// `meta` is the cache whose recorded store error explains a parser I/O error (`None` for
+/// the planner's dry runs, whose misses are not errors).
 fn resolve_dataset(
     file: &Hdf5File,
     url: &str,
-    meta: &MetaStorage,
+    meta: Option<&MetaStorage>,
     path: &str,
     ds: hdf5_reader::Dataset,
 ) -> Result<Resolved, H5Error> {
-    let perr = |e| H5Error::from_parser(url, path, e, meta.take_io_error());
+    let perr = |e| H5Error::from_parser(url, path, e, meta.and_then(MetaStorage::take_io_error));
     let header = file.get_or_parse_header(ds.address()).map_err(perr)?;
     let mut layout = None;
     let mut filters = Vec::new();
@@ -505,14 +563,12 @@ fn resolve_dataset(
     let shape = ds.shape().to_vec();
     let mut layout = layout.ok_or_else(|| H5Error::corrupt(url, path, "dataset has no data layout message"))?;
     // Layout messages before v4 append the element size as an extra chunk dimension.
-    if let DataLayout::Chunked { dims, element_size, .. } = &mut layout {
-        if dims.len() == shape.len() + 1 {
-            if let Some(e) = dims.pop() {
-                if *element_size == 0 {
-                    *element_size = e;
-                }
-            }
-        }
+    if let DataLayout::Chunked { dims, element_size, .. } = &mut layout
+        && dims.len() == shape.len() + 1
+        && let Some(e) = dims.pop()
+        && *element_size == 0
+    {
+        *element_size = e;
     }
     let datatype = ds.dtype().clone();
     let (data_type, hdf5_type) = describe_type(&datatype);
@@ -713,6 +769,8 @@ fn read_attr_uints(a: &hdf5_reader::Attribute) -> Option<Vec<u64>> {
 mod tests {
     //! In-memory files written by the pure-Rust `hdf5-writer` (libhdf5 files are covered by
     //! `tests/h5_conformance.rs`).
+    #![allow(clippy::single_range_in_vec_init)] // one-range row selections are intended
+
     use super::*;
     use arrow::array::AsArray;
     use arrow::datatypes::{Float64Type, Int32Type, UInt16Type};

@@ -3,10 +3,10 @@
 //!
 //! Round trips of one [`H5File::read_many`] call after the datasets are resolved:
 //!
-//! * **index wave**: the chunk indexes of all chunked datasets are walked in parallel on
-//!   the blocking pool through the metadata cache; most index nodes (v1 B-tree leaves,
-//!   fixed-array data blocks) sit next to their object header and are already cached, so
-//!   this wave is often empty;
+//! * **index walk**: the chunk indexes of all chunked datasets are walked in parallel on
+//!   the blocking pool through the metadata cache; the wave planner (`plan.rs`) has
+//!   fetched their nodes with the rest of the metadata (it dry-runs this very walk, see
+//!   [`index_walk`]), so this costs no round trip;
 //! * **data wave**: the byte ranges of every chunk overlapping a requested row (unfiltered
 //!   data: only the requested rows' bytes) are merged when closer than `coalesce_gap` and
 //!   fetched with up to `max_concurrency` requests in flight;
@@ -59,10 +59,10 @@ struct Req {
 }
 
 /// Validate a selection against `n` rows.
-fn ranges_of(url: &str, path: &str, sel: &RowSelection, n: u64) -> Result<Vec<Range<u64>>, H5Error> {
+pub(crate) fn ranges_of(url: &str, path: &str, sel: &RowSelection, n: u64) -> Result<Vec<Range<u64>>, H5Error> {
     let bad = |d: String| H5Error::InvalidSelection { url: url.to_string(), path: path.to_string(), detail: d };
     match sel {
-        RowSelection::All => Ok(if n == 0 { vec![] } else { vec![0..n] }),
+        RowSelection::All => Ok(if n == 0 { vec![] } else { std::iter::once(0..n).collect() }),
         RowSelection::Ranges(rs) => {
             let mut prev_end = 0u64;
             for (i, r) in rs.iter().enumerate() {
@@ -108,6 +108,9 @@ impl Fetches {
     }
 }
 
+/// A numeric request of a read: (index in the plan, dataset, validated ranges, element size).
+type Numeric = (usize, Arc<Resolved>, Vec<Range<u64>>, usize);
+
 pub(crate) async fn read_planned(
     file: &H5File,
     plan: Vec<(Arc<Resolved>, RowSelection)>,
@@ -118,7 +121,7 @@ pub(crate) async fn read_planned(
     let file_size = file.size();
 
     // 1. Validate, and split off string datasets (read through the parser, they are small).
-    let mut numeric: Vec<(usize, Arc<Resolved>, Vec<Range<u64>>, usize)> = Vec::new();
+    let mut numeric: Vec<Numeric> = Vec::new();
     let mut results: Vec<Option<ArrayRef>> = vec![None; plan.len()];
     let mut string_reads = Vec::new();
     for (i, (r, sel)) in plan.iter().enumerate() {
@@ -137,34 +140,18 @@ pub(crate) async fn read_planned(
         numeric.push((i, Arc::clone(r), ranges, e));
     }
 
-    // 2. Index wave: chunk entries of every chunked dataset, walked in parallel.
+    // 2. Index wave: chunk entries of every chunked dataset, walked in parallel (the wave
+    // planner has usually cached every node already).
     let mut index_jobs = Vec::new();
     for (_, r, ranges, e) in &numeric {
-        let DataLayout::Chunked { address, dims, chunk_indexing, .. } = &r.layout else { continue };
-        if ranges.is_empty() || is_undefined(*address, offset_size) {
-            continue;
-        }
-        let c = u64::from(dims.first().copied().unwrap_or(0));
-        if c == 0 {
-            return Err(H5Error::corrupt(&url, &r.info.path, "chunk dimension is 0"));
-        }
-        let chunk_bytes = c.saturating_mul(*e as u64);
-        if chunk_bytes > file.options().max_chunk_bytes as u64 {
-            return Err(H5Error::corrupt(&url, &r.info.path, format!("chunk of {chunk_bytes} bytes, expected at most {}", file.options().max_chunk_bytes)));
-        }
-        let first = ranges.first().map_or(0, |x| x.start / c);
-        let last = ranges.last().map_or(0, |x| (x.end - 1) / c);
-        let n_chunks = r.info.num_rows().div_ceil(c);
-        let bounds = if first == 0 && last + 1 >= n_chunks { None } else { Some((first, last)) };
+        let Some(walk) = index_walk_ranges(&url, file.options(), r, ranges, *e, offset_size)? else { continue };
         let parser = file.parser().clone();
-        let (address, dims, indexing) = (*address, dims.clone(), chunk_indexing.clone());
         let shape = r.info.shape.clone();
         let max_shape = r.info.max_shape.clone();
-        let elem = *e;
         let path = r.info.path.clone();
         index_jobs.push(async move {
             let entries = run_blocking(file.url(), &path, file.meta(), move || {
-                collect_entries(&parser, address, &dims, indexing.as_ref(), &shape, max_shape.as_deref(), elem, bounds, offset_size, length_size)
+                collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &shape, max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
             })
             .await?;
             Ok::<_, H5Error>((path, entries))
@@ -301,6 +288,55 @@ pub(crate) async fn read_planned(
         .enumerate()
         .map(|(i, a)| a.ok_or_else(|| H5Error::corrupt(&url, &plan[i].0.info.path, "no array produced")))
         .collect()
+}
+
+/// What a read needs from a chunked dataset's index: where it is and which chunks.
+pub(crate) struct IndexWalk {
+    pub(crate) address: u64,
+    pub(crate) dims: Vec<u32>,
+    pub(crate) indexing: Option<ChunkIndexing>,
+    pub(crate) elem: usize,
+    /// First and last chunk (inclusive) overlapping the rows; `None` for all chunks.
+    pub(crate) bounds: Option<(u64, u64)>,
+}
+
+/// The index walk a read of `ranges` (validated) of `r` needs, if any.
+fn index_walk_ranges(
+    url: &str,
+    options: &super::ReadOptions,
+    r: &Resolved,
+    ranges: &[Range<u64>],
+    e: usize,
+    offset_size: u8,
+) -> Result<Option<IndexWalk>, H5Error> {
+    let DataLayout::Chunked { address, dims, chunk_indexing, .. } = &r.layout else { return Ok(None) };
+    if ranges.is_empty() || is_undefined(*address, offset_size) {
+        return Ok(None);
+    }
+    let c = u64::from(dims.first().copied().unwrap_or(0));
+    if c == 0 {
+        return Err(H5Error::corrupt(url, &r.info.path, "chunk dimension is 0"));
+    }
+    let chunk_bytes = c.saturating_mul(e as u64);
+    if chunk_bytes > options.max_chunk_bytes as u64 {
+        return Err(H5Error::corrupt(url, &r.info.path, format!("chunk of {chunk_bytes} bytes, expected at most {}", options.max_chunk_bytes)));
+    }
+    let first = ranges.first().map_or(0, |x| x.start / c);
+    let last = ranges.last().map_or(0, |x| (x.end - 1) / c);
+    let n_chunks = r.info.num_rows().div_ceil(c);
+    let bounds = if first == 0 && last + 1 >= n_chunks { None } else { Some((first, last)) };
+    Ok(Some(IndexWalk { address: *address, dims: dims.clone(), indexing: chunk_indexing.clone(), elem: e, bounds }))
+}
+
+/// The index walk [`read_planned`] will do for `sel` of `r` (`Ok(None)`: none, or the
+/// read fails before it).
+pub(crate) fn index_walk(file: &H5File, r: &Resolved, sel: &RowSelection) -> Result<Option<IndexWalk>, H5Error> {
+    if r.info.shape.len() > 1 || r.info.data_type == DataType::Utf8 {
+        return Ok(None);
+    }
+    let Some(e) = elem_size(&r.datatype) else { return Ok(None) };
+    let ranges = ranges_of(file.url(), &r.info.path, sel, r.info.num_rows())?;
+    index_walk_ranges(file.url(), file.options(), r, &ranges, e, file.parser().superblock().offset_size)
 }
 
 /// Walk a chunk index (sync, through the metadata cache), restricted to chunk indices
