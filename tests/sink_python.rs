@@ -127,7 +127,7 @@ async fn zarr_python_xarray_and_xdggs_read_the_store() {
     let offsets: Vec<u64> = (0..50).map(|k| k * 80 + 7).collect();
     let cells = UInt64Array::from(offsets.iter().map(|o| first + o).collect::<Vec<_>>());
     let counts: ArrayRef = Arc::new(Int64Array::from((0..50).map(|k| k + 1).collect::<Vec<i64>>()));
-    let means: ArrayRef = Arc::new(Float64Array::from((0..50).map(|k| 2000.0 + f64::from(k as i32) * 0.5).collect::<Vec<_>>()));
+    let means: ArrayRef = Arc::new(Float64Array::from((0..50_i32).map(|k| 2000.0 + f64::from(k) * 0.5).collect::<Vec<_>>()));
     sink.write_cell(parents[0], &cells, &[counts, means]).await.expect("write parent 0");
     let empty_counts: ArrayRef = Arc::new(Int64Array::from(Vec::<i64>::new()));
     let empty_means: ArrayRef = Arc::new(Float32Array::from(Vec::<f32>::new()));

@@ -157,8 +157,8 @@ pub enum SinkError {
         from: DataType,
         /// Variable type.
         to: DataType,
-        /// The cause.
-        source: arrow::error::ArrowError,
+        /// The cause (boxed: inline it would make every `SinkError` 136+ bytes).
+        source: Box<arrow::error::ArrowError>,
     },
     /// Object store I/O failed.
     #[error("store {url}: {key}: {source}")]
@@ -482,10 +482,10 @@ fn checked_template(url: &str, t: &StoreTemplate) -> Result<(u64, Vec<ZarrType>)
             }
         }
     }
-    if let Codec::Zstd { level } = t.codec {
-        if !(-7..=22).contains(&level) {
-            return Err(bad(format!("got zstd level {level}, expected -7..=22")));
-        }
+    if let Codec::Zstd { level } = t.codec
+        && !(-7..=22).contains(&level)
+    {
+        return Err(bad(format!("got zstd level {level}, expected -7..=22")));
     }
     Ok((1_u64 << (2 * u32::from(t.child_order - t.parent_order)), types))
 }
@@ -911,7 +911,7 @@ impl ZarrSink {
                     variable: info.name.clone(),
                     from: column.data_type().clone(),
                     to: target.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let raw = scatter_any(info.ty, &cast, &positions, n as usize, info.fill);
             chunks.push((info.name.clone(), self.encode(info, raw)?));

@@ -110,9 +110,10 @@ pub enum SynthError {
 ///
 /// Each granule's track crosses a random point of the region (uniform in area); the
 /// track then runs `rows_per_beam * 20 m` and may leave the region.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Region {
     /// West Antarctica: latitudes -85 to -72, longitudes -150 to -60 (the default).
+    #[default]
     WestAntarctica,
     /// All of Antarctica: latitudes -88 to -62, all longitudes.
     Antarctica,
@@ -142,12 +143,6 @@ impl Region {
                 lon_max,
             } => (lat_min, lat_max, lon_min, lon_max),
         }
-    }
-}
-
-impl Default for Region {
-    fn default() -> Self {
-        Self::WestAntarctica
     }
 }
 

@@ -8,8 +8,9 @@
 //!
 //! The row loops read values straight from the Arrow buffers (no `ScalarValue` per row)
 //! and return a scalar when every argument is a scalar, so constant folding works. The
-//! hot functions (`healpix_cell`, `morton`) add their own fast path for the common shape
-//! "lat and lon arrays, constant order".
+//! hot functions add their own fast path for their common shape: `healpix_cell` and
+//! `morton` for "lat and lon arrays, constant order", `healpix_parent` and
+//! `healpix_children_first` / `_last` for "a column of cells, constant orders".
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -329,8 +330,6 @@ impl<O: ArrowPrimitiveType> Rows<O> {
     }
 }
 
-/// Defines `$name`, which applies `f` row by row to as many arguments as are listed; a
-/// NULL in any argument gives NULL, and all-scalar arguments give a scalar.
 /// The Arrow types arguments are cast to, each with its [`Coercion`].
 pub(crate) trait Coerced: ArrowPrimitiveType {
     fn coercion() -> Coercion;
@@ -349,10 +348,33 @@ macro_rules! coerced {
 coerced!(Float64Type => float64, Int64Type => int64, UInt64Type => uint64);
 
 /// Defines `$map`, which applies `f` row by row to as many arguments as are listed (a
-/// NULL in any argument gives NULL, all-scalar arguments give a scalar), and `$udf`, the
-/// scalar function of that many arguments computed with `$map`.
+/// NULL in any argument gives NULL, all-scalar arguments give a scalar), and, if named,
+/// `$udf`, the scalar function of that many arguments computed with `$map`.
 macro_rules! map_rows {
     ($(#[$doc:meta])* $map:ident, $udf:ident: $(($A:ident, $a:ident)),+) => {
+        map_rows!($(#[$doc])* $map: $(($A, $a)),+);
+
+        /// The scalar function `name` whose arguments are cast to the listed types and
+        /// whose value is `f(name, arguments...)`, row by row (NULL in, NULL out).
+        pub(crate) fn $udf<$($A: Coerced,)+ O: ArrowPrimitiveType>(
+            name: &'static str,
+            f: impl Fn(&'static str, $($A::Native),+) -> Result<O::Native, UdfError>
+                + Send
+                + Sync
+                + 'static,
+            documentation: fn() -> Documentation,
+        ) -> ScalarUDF {
+            let signature = Signature::coercible(vec![$($A::coercion()),+], Volatility::Immutable);
+            let definition = Definition::new(name, signature, O::DATA_TYPE, documentation);
+            ScalarFunction::udf(definition, move |args, rows| {
+                let [$($a),+] = args else {
+                    return internal_err!("{name}: the signature fixes the number of arguments");
+                };
+                $map::<$($A,)+ O>($($a,)+ rows, |$($a),+| f(name, $($a),+))
+            })
+        }
+    };
+    ($(#[$doc:meta])* $map:ident: $(($A:ident, $a:ident)),+) => {
         $(#[$doc])*
         pub(crate) fn $map<$($A,)+ O>(
             $($a: &ColumnarValue,)+
@@ -375,26 +397,6 @@ macro_rules! map_rows {
             }
             rows.finish(scalar)
         }
-
-        /// The scalar function `name` whose arguments are cast to the listed types and
-        /// whose value is `f(name, arguments...)`, row by row (NULL in, NULL out).
-        pub(crate) fn $udf<$($A: Coerced,)+ O: ArrowPrimitiveType>(
-            name: &'static str,
-            f: impl Fn(&'static str, $($A::Native),+) -> Result<O::Native, UdfError>
-                + Send
-                + Sync
-                + 'static,
-            documentation: fn() -> Documentation,
-        ) -> ScalarUDF {
-            let signature = Signature::coercible(vec![$($A::coercion()),+], Volatility::Immutable);
-            let definition = Definition::new(name, signature, O::DATA_TYPE, documentation);
-            ScalarFunction::udf(definition, move |args, rows| {
-                let [$($a),+] = args else {
-                    return internal_err!("{name}: the signature fixes the number of arguments");
-                };
-                $map::<$($A,)+ O>($($a,)+ rows, |$($a),+| f(name, $($a),+))
-            })
-        }
     };
 }
 
@@ -408,5 +410,5 @@ map_rows!(
 );
 map_rows!(
     /// Applies `f` row by row to three arguments; a NULL in any gives NULL.
-    map3, udf3: (A, a), (B, b), (C, c)
+    map3: (A, a), (B, b), (C, c)
 );

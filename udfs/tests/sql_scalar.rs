@@ -367,6 +367,47 @@ healpix_center_lat(5, 1, 'round')   | mode       | 'round'
     assert_eq!(c, &UInt64Array::from(vec![Some(37925), None, Some(37924)]));
 }
 
+/// A column of cells with constant orders (the main job's
+/// `healpix_parent(healpix_cell(lat, lon, 18), 18, 12)`) takes a vectorised path; a bad
+/// cell there gives the message the row loop gives, for the first bad non-NULL cell.
+#[tokio::test]
+async fn constant_order_calls_report_bad_cells_like_the_row_loop() {
+    let ctx = context();
+    let table = "(VALUES (5, 1, 0), (NULL, 1, 0), (48, 1, 0), (49, 1, 0)) t(c, f, k)";
+    let constant = error(
+        &ctx,
+        &format!("SELECT healpix_parent(c, 1, 0) FROM {table}"),
+    )
+    .await;
+    let per_row = error(
+        &ctx,
+        &format!("SELECT healpix_parent(c, f, k) FROM {table}"),
+    )
+    .await;
+    assert_eq!(constant, per_row);
+    assert_names(
+        &constant,
+        &["healpix_parent: argument cell = 48 is not a cell at order 1, expected 0..48"],
+    );
+    for call in [
+        "healpix_children_first(c, 1, 3)",
+        "healpix_children_last(c, 1, 3)",
+    ] {
+        let e = error(&ctx, &format!("SELECT {call} FROM {table}")).await;
+        assert_names(&e, &["argument cell = 48 is not a cell at order 1"]);
+    }
+    // Good cells through the same path.
+    let c = column(
+        &ctx,
+        "SELECT healpix_parent(c, 1, 0) FROM (VALUES (5), (NULL), (47)) t(c)",
+    )
+    .await;
+    assert_eq!(
+        c.as_primitive::<UInt64Type>(),
+        &UInt64Array::from(vec![Some(1), None, Some(11)])
+    );
+}
+
 #[tokio::test]
 async fn every_function_is_registered_and_documented() {
     let ctx = context();

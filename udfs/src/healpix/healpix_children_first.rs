@@ -2,13 +2,18 @@
 
 use datafusion::logical_expr::{Documentation, ScalarUDF};
 
-use super::{CHILDREN_FIRST, cell_orders_udf, descendant};
+use super::{CHILDREN_FIRST, Direction, cell_orders_udf, first_descendant};
 use crate::sql::DOC_SECTION_HEALPIX;
 
 /// `healpix_children_first(cell, from_order, to_order)`: the first descendant at the
 /// finer `to_order`.
 pub(crate) fn udf() -> ScalarUDF {
-    cell_orders_udf(CHILDREN_FIRST, descendant::<false>, documentation)
+    cell_orders_udf(
+        CHILDREN_FIRST,
+        Direction::Finer,
+        first_descendant,
+        documentation,
+    )
 }
 
 fn documentation() -> Documentation {

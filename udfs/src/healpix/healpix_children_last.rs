@@ -2,13 +2,18 @@
 
 use datafusion::logical_expr::{Documentation, ScalarUDF};
 
-use super::{CHILDREN_LAST, cell_orders_udf, descendant};
+use super::{CHILDREN_LAST, Direction, cell_orders_udf, last_descendant};
 use crate::sql::DOC_SECTION_HEALPIX;
 
 /// `healpix_children_last(cell, from_order, to_order)`: the last descendant at the
 /// finer `to_order`.
 pub(crate) fn udf() -> ScalarUDF {
-    cell_orders_udf(CHILDREN_LAST, descendant::<true>, documentation)
+    cell_orders_udf(
+        CHILDREN_LAST,
+        Direction::Finer,
+        last_descendant,
+        documentation,
+    )
 }
 
 fn documentation() -> Documentation {

@@ -2,12 +2,12 @@
 
 use datafusion::logical_expr::{Documentation, ScalarUDF};
 
-use super::{PARENT, cell_orders_udf, parent_in};
+use super::{Direction, PARENT, ancestor, cell_orders_udf};
 use crate::sql::DOC_SECTION_HEALPIX;
 
 /// `healpix_parent(cell, from_order, to_order)`: the ancestor at the coarser `to_order`.
 pub(crate) fn udf() -> ScalarUDF {
-    cell_orders_udf(PARENT, parent_in, documentation)
+    cell_orders_udf(PARENT, Direction::Coarser, ancestor, documentation)
 }
 
 fn documentation() -> Documentation {

@@ -43,11 +43,12 @@
 use std::f64::consts::FRAC_PI_2;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use arrow::array::Array;
+use arrow::array::{Array, UInt64Array};
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type, UInt64Type};
-use datafusion::common::Result;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Float64Type, Int64Type, UInt64Type};
+use datafusion::common::{Result, internal_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarUDF, Signature, TypeSignature, Volatility,
 };
@@ -56,7 +57,8 @@ use datafusion::prelude::SessionContext;
 use crate::UdfError;
 use crate::error::check_order;
 use crate::sql::{
-    Arg, Definition, ScalarFunction, all_null, finish, float64, int64, map3, mode_arg, string, udf3,
+    Arg, Definition, ScalarFunction, all_null, finish, float64, int64, map3, mode_arg, string,
+    uint64,
 };
 
 pub mod authalic;
@@ -163,15 +165,25 @@ pub(crate) fn check_cell(
     order: u8,
 ) -> Result<(), UdfError> {
     if cell >= n_cells(order) {
-        return Err(UdfError::CellOutOfRange {
-            function,
-            argument,
-            value: cell,
-            order,
-            n_cells: n_cells(order),
-        });
+        return Err(cell_out_of_range(function, argument, cell, order));
     }
     Ok(())
+}
+
+#[cold]
+fn cell_out_of_range(
+    function: &'static str,
+    argument: &'static str,
+    cell: u64,
+    order: u8,
+) -> UdfError {
+    UdfError::CellOutOfRange {
+        function,
+        argument,
+        value: cell,
+        order,
+        n_cells: n_cells(order),
+    }
 }
 
 /// The hash of a validated point.
@@ -291,22 +303,32 @@ pub fn cells_into(
     Hashing::new(CELL, order.into(), (0, MAX_ORDER), mode)?.cells(lat, lon, out)
 }
 
-/// Checks the arguments of a hierarchy function: both orders in 0..=29, `cell` a cell at
-/// `from`, and `to` no finer (`towards_children` false) or no coarser (true) than `from`.
-fn check_hierarchy(
-    function: &'static str,
-    cell: u64,
-    from: i64,
-    to: i64,
-    towards_children: bool,
-) -> Result<(u8, u8), UdfError> {
+/// Which way a hierarchy function goes from `from_order` to `to_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// To the ancestor: `to_order <= from_order` (`healpix_parent`).
+    Coarser,
+    /// To the descendants: `to_order >= from_order` (`healpix_children_first` / `_last`).
+    Finer,
+}
+
+/// Checks both orders of a hierarchy function against 0..=29.
+fn check_orders(function: &'static str, from: i64, to: i64) -> Result<(u8, u8), UdfError> {
     let from = check_order(function, "from_order", from, 0, MAX_ORDER)?;
     let to = check_order(function, "to_order", to, 0, MAX_ORDER)?;
-    check_cell(function, "cell", cell, from)?;
-    let (wrong_way, limit) = if towards_children {
-        (to < from, "coarser")
-    } else {
-        (to > from, "finer")
+    Ok((from, to))
+}
+
+/// Checks that `to` is on the `direction` side of `from` (or equal).
+fn check_direction(
+    function: &'static str,
+    from: u8,
+    to: u8,
+    direction: Direction,
+) -> Result<(), UdfError> {
+    let (wrong_way, limit) = match direction {
+        Direction::Coarser => (to > from, "finer"),
+        Direction::Finer => (to < from, "coarser"),
     };
     if wrong_way {
         return Err(UdfError::InvalidArgument {
@@ -316,56 +338,73 @@ fn check_hierarchy(
             expected: format!("an order no {limit} than from_order ({from})"),
         });
     }
-    Ok((from, to))
+    Ok(())
 }
 
-pub(crate) fn parent_in(
+/// Checks the arguments of a hierarchy function, the first failure being the error: both
+/// orders in 0..=29, `cell` a cell at `from`, and `to` on the `direction` side of `from`.
+/// Returns the number of bits between ids at the two orders, `2 * |from - to|`.
+fn check_hierarchy(
     function: &'static str,
     cell: u64,
     from: i64,
     to: i64,
-) -> Result<u64, UdfError> {
-    let (from, to) = check_hierarchy(function, cell, from, to, false)?;
-    Ok(cell >> (2 * u32::from(from - to)))
+    direction: Direction,
+) -> Result<u32, UdfError> {
+    let (from, to) = check_orders(function, from, to)?;
+    check_cell(function, "cell", cell, from)?;
+    check_direction(function, from, to, direction)?;
+    Ok(order_shift(from, to))
+}
+
+/// The number of bits between ids at two orders: `2 * |from - to|`.
+fn order_shift(from: u8, to: u8) -> u32 {
+    2 * u32::from(from.abs_diff(to))
+}
+
+/// The ancestor of a valid `cell`, `shift / 2` orders coarser.
+#[inline(always)]
+fn ancestor(cell: u64, shift: u32) -> u64 {
+    cell >> shift
+}
+
+/// The first descendant of a valid `cell`, `shift / 2` orders finer.
+#[inline(always)]
+fn first_descendant(cell: u64, shift: u32) -> u64 {
+    cell << shift
+}
+
+/// The last descendant of a valid `cell`, `shift / 2` orders finer. Wrapping because the
+/// column path of [`cell_orders_udf`] also maps the undefined values under NULLs; for a
+/// valid cell nothing wraps (the result is below `12 * 4^29`).
+#[inline(always)]
+fn last_descendant(cell: u64, shift: u32) -> u64 {
+    (cell.wrapping_add(1) << shift).wrapping_sub(1)
 }
 
 /// The ancestor at `to_order` of `cell` (at `from_order`); `to_order <= from_order`.
 pub fn parent(cell: u64, from_order: u8, to_order: u8) -> Result<u64, UdfError> {
-    parent_in(PARENT, cell, from_order.into(), to_order.into())
-}
-
-pub(crate) fn children_in(
-    function: &'static str,
-    cell: u64,
-    from: i64,
-    to: i64,
-) -> Result<(u64, u64), UdfError> {
-    let (from, to) = check_hierarchy(function, cell, from, to, true)?;
-    let shift = 2 * u32::from(to - from);
-    Ok((cell << shift, ((cell + 1) << shift) - 1))
-}
-
-/// One end of the descendants' range: the first (`LAST` false, `healpix_children_first`)
-/// or the last (`healpix_children_last`).
-pub(crate) fn descendant<const LAST: bool>(
-    function: &'static str,
-    cell: u64,
-    from: i64,
-    to: i64,
-) -> Result<u64, UdfError> {
-    let (first, last) = children_in(function, cell, from, to)?;
-    Ok(if LAST { last } else { first })
+    let shift = check_hierarchy(
+        PARENT,
+        cell,
+        from_order.into(),
+        to_order.into(),
+        Direction::Coarser,
+    )?;
+    Ok(ancestor(cell, shift))
 }
 
 /// First and last descendant (inclusive) at `to_order` of `cell` (at `from_order`);
 /// `to_order >= from_order`. The descendants are exactly the ids in between.
 pub fn children_range(cell: u64, from_order: u8, to_order: u8) -> Result<(u64, u64), UdfError> {
-    children_in(
+    let shift = check_hierarchy(
         "healpix_children_range",
         cell,
         from_order.into(),
         to_order.into(),
-    )
+        Direction::Finer,
+    )?;
+    Ok((first_descendant(cell, shift), last_descendant(cell, shift)))
 }
 
 pub(crate) fn center_in(
@@ -468,13 +507,85 @@ fn invoke_points<O: ArrowPrimitiveType>(
 }
 
 /// A function of `(cell, from_order, to_order)` to a cell id (`healpix_parent`,
-/// `healpix_children_first` / `_last`): `f(name, cell, from_order, to_order)` row by row.
+/// `healpix_children_first` / `_last`): the arguments are checked as by
+/// [`check_hierarchy`] (`to_order` on the `direction` side), then the value is
+/// `step(cell, 2 * |from_order - to_order|)`. NULL in any argument gives NULL.
+///
+/// A column of cells with constant orders, the shape of the main job's GROUP BY key
+/// `healpix_parent(healpix_cell(lat, lon, 18), 18, 12)`, has its own path: the orders are
+/// checked once, the cells in one pass, and `step` is one map over the column.
 pub(crate) fn cell_orders_udf(
     name: &'static str,
-    f: impl Fn(&'static str, u64, i64, i64) -> Result<u64, UdfError> + Send + Sync + 'static,
+    direction: Direction,
+    step: impl Fn(u64, u32) -> u64 + Copy + Send + Sync + 'static,
     documentation: fn() -> Documentation,
 ) -> ScalarUDF {
-    udf3::<UInt64Type, Int64Type, Int64Type, UInt64Type>(name, f, documentation)
+    let signature = Signature::coercible(vec![uint64(), int64(), int64()], Volatility::Immutable);
+    let definition = Definition::new(name, signature, DataType::UInt64, documentation);
+    ScalarFunction::udf(definition, move |args, rows| {
+        invoke_cell_orders(name, args, rows, direction, step)
+    })
+}
+
+fn invoke_cell_orders(
+    function: &'static str,
+    args: &[ColumnarValue],
+    n: usize,
+    direction: Direction,
+    step: impl Fn(u64, u32) -> u64,
+) -> Result<ColumnarValue> {
+    let [cell, from, to] = args else {
+        return internal_err!("{function}: the signature fixes the number of arguments");
+    };
+    if let (ColumnarValue::Array(_), ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)) =
+        (cell, from, to)
+    {
+        let (Arg::Array(cells), Arg::Scalar(from_order), Arg::Scalar(to_order)) = (
+            Arg::<UInt64Type>::new(cell)?,
+            Arg::<Int64Type>::new(from)?,
+            Arg::<Int64Type>::new(to)?,
+        ) else {
+            unreachable!("arrays stay arrays and scalars scalars")
+        };
+        let (Some(from_order), Some(to_order)) = (from_order, to_order) else {
+            return all_null::<UInt64Type>(n, false);
+        };
+        // Bad orders go on to the row loop below, which reports them on the first
+        // non-NULL cell as it always has (and gives NULLs, no error, for a column of
+        // NULLs); good ones are checked here once.
+        if let Ok((from_order, to_order)) = check_orders(function, from_order, to_order)
+            && check_direction(function, from_order, to_order, direction).is_ok()
+        {
+            let out = map_cells(function, cells, from_order, to_order, step)?;
+            return Ok(ColumnarValue::Array(Arc::new(out)));
+        }
+    }
+    map3::<UInt64Type, Int64Type, Int64Type, UInt64Type>(cell, from, to, n, |c, f, t| {
+        Ok(step(c, check_hierarchy(function, c, f, t, direction)?))
+    })
+}
+
+/// `step(cell, 2 * |from - to|)` over a column of cells at the checked order `from`, after
+/// checking that every non-NULL cell exists at `from`. A bad cell gives the error the row
+/// loop gives: the first in row order, the same text.
+fn map_cells(
+    function: &'static str,
+    cells: &UInt64Array,
+    from: u8,
+    to: u8,
+    step: impl Fn(u64, u32) -> u64,
+) -> Result<UInt64Array, UdfError> {
+    let limit = n_cells(from);
+    // One branch-free pass over every value (it vectorises). The values under NULLs are
+    // undefined, so only when one is too large are the non-NULL ones searched.
+    let max = cells.values().iter().fold(0, |m, &c| m.max(c));
+    if max >= limit
+        && let Some(bad) = cells.iter().flatten().find(|&c| c >= limit)
+    {
+        return Err(cell_out_of_range(function, "cell", bad, from));
+    }
+    let shift = order_shift(from, to);
+    Ok(cells.unary::<_, UInt64Type>(|c| step(c, shift)))
 }
 
 /// Registers the HEALPix scalar functions on `ctx`.
@@ -498,6 +609,10 @@ pub fn udfs() -> Vec<ScalarUDF> {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{ArrayRef, AsArray, Int64Array};
+    use datafusion::common::ScalarValue;
+    use datafusion::error::DataFusionError;
+
     use super::*;
 
     #[test]
@@ -605,5 +720,127 @@ mod tests {
         // Centres round-trip in authalic mode.
         let (clat, clon) = center_with_mode(a, 12, LatitudeMode::Authalic).unwrap();
         assert_eq!(cell(clat, clon, 12, LatitudeMode::Authalic).unwrap(), a);
+    }
+
+    /// Runs a hierarchy function over a column of cells with the orders given as constants
+    /// (the column path) or as columns (the row loop).
+    fn cell_orders(
+        function: &'static str,
+        direction: Direction,
+        step: fn(u64, u32) -> u64,
+        cells: &UInt64Array,
+        (from, to): (Option<i64>, Option<i64>),
+        constant: bool,
+    ) -> Result<ArrayRef> {
+        let n = cells.len();
+        let order = |o: Option<i64>| {
+            if constant {
+                ColumnarValue::Scalar(ScalarValue::Int64(o))
+            } else {
+                ColumnarValue::Array(Arc::new(Int64Array::from(vec![o; n])))
+            }
+        };
+        let cells = ColumnarValue::Array(Arc::new(cells.clone()));
+        invoke_cell_orders(
+            function,
+            &[cells, order(from), order(to)],
+            n,
+            direction,
+            step,
+        )?
+        .into_array(n)
+    }
+
+    #[test]
+    fn constant_orders_give_what_the_row_loop_gives() {
+        // u64::MAX under the NULL: the values under NULLs are undefined and must neither
+        // fail the cell check nor overflow in the arithmetic.
+        let cells = |values: Vec<u64>| {
+            let valid = values.iter().map(|&c| c != u64::MAX).collect::<Vec<_>>();
+            UInt64Array::new(values.into(), Some(NullBuffer::from(valid)))
+        };
+        type Case = (&'static str, Direction, fn(u64, u32) -> u64);
+        let functions: [Case; 3] = [
+            (PARENT, Direction::Coarser, ancestor),
+            (CHILDREN_FIRST, Direction::Finer, first_descendant),
+            (CHILDREN_LAST, Direction::Finer, last_descendant),
+        ];
+        let orders = [
+            (1, 0),
+            (1, 1),
+            (1, 3),
+            (0, 29),
+            (29, 0),
+            (3, 1),
+            (1, 30),
+            (-1, 0),
+        ];
+        let columns = [
+            vec![5, u64::MAX, 47, 0],
+            vec![u64::MAX, 48, 5],
+            vec![5, 48, u64::MAX, 49],
+            vec![u64::MAX, u64::MAX],
+            vec![],
+        ];
+        for (function, direction, step) in functions {
+            for (from, to) in orders {
+                for column in &columns {
+                    let cells = cells(column.clone());
+                    let run = |constant| {
+                        cell_orders(
+                            function,
+                            direction,
+                            step,
+                            &cells,
+                            (Some(from), Some(to)),
+                            constant,
+                        )
+                        .map(|a| a.as_primitive::<UInt64Type>().clone())
+                        .map_err(|e| e.to_string())
+                    };
+                    let (fast, rows) = (run(true), run(false));
+                    assert_eq!(fast, rows, "{function}({column:?}, {from}, {to})");
+                }
+            }
+            // A NULL order gives a column of NULLs.
+            let c = cells(vec![5, 7]);
+            for orders in [(None, Some(0)), (Some(1), None)] {
+                let a = cell_orders(function, direction, step, &c, orders, true).unwrap();
+                assert_eq!((a.len(), a.null_count()), (2, 2));
+            }
+        }
+        // The values, and the error text, spelled out once.
+        let c = cells(vec![5, u64::MAX, 47, 0]);
+        let a = cell_orders(
+            PARENT,
+            Direction::Coarser,
+            ancestor,
+            &c,
+            (Some(1), Some(0)),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            a.as_primitive::<UInt64Type>(),
+            &UInt64Array::from(vec![Some(1), None, Some(11), Some(0)])
+        );
+        let e = cell_orders(
+            PARENT,
+            Direction::Coarser,
+            ancestor,
+            &cells(vec![5, u64::MAX, 48, 49]),
+            (Some(1), Some(0)),
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "Execution error: healpix_parent: argument cell = 48 is not a cell at order 1, expected 0..48"
+        );
+        assert_eq!(
+            e,
+            DataFusionError::from(parent(48, 1, 0).unwrap_err()).to_string()
+        );
     }
 }
