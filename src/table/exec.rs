@@ -313,6 +313,21 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
 
 /// Every point's cell at `order` (`u64::MAX` where the coordinates are NULL, not finite
 /// or out of range), the one hashing pass a cell-filtered scan makes.
+/// Membership in `c` of every point, hashing only the points inside its box `b`.
+fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> Vec<bool> {
+    let shift = 2 * u32::from(c.hash_order - c.parent_order);
+    let (la, lo) = (lat.values(), lon.values());
+    (0..lat.len())
+        .map(|i| {
+            lat.is_valid(i)
+                && lon.is_valid(i)
+                && lo[i].is_finite()
+                && b.may_contain(la[i], lo[i])
+                && magg_udfs::healpix::cell(la[i], lo[i], c.hash_order, c.mode).is_ok_and(|h| h >> shift == c.parent)
+        })
+        .collect()
+}
+
 pub(crate) fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
     let (la, lo) = (lat.values(), lon.values());
     let valid = |i: usize| lat.is_valid(i) && lon.is_valid(i);
@@ -416,12 +431,22 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         ScanMetrics::add(&shared.metrics.rows_scanned, expected);
         let mask = if shared.cells.len() == 1 {
             let c = &shared.cells[0];
-            let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
-            if let (Some(ix), None) = (index, &known) {
-                ix.insert(url_arc, &group_arc, super::IndexSpec::of(c), file.size(), &lat_info.chunk_row_ranges(), &hashes);
-            }
             let shift = 2 * u32::from(c.hash_order - c.parent_order);
-            hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+            let cell_box = super::bounds::CellBox::of(c);
+            match (index, &known, cell_box) {
+                // Indexing the beam: every point's cell is needed.
+                (Some(ix), None, _) => {
+                    let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
+                    ix.insert(url_arc, &group_arc, super::IndexSpec::of(c), file.size(), &lat_info.chunk_row_ranges(), &hashes);
+                    hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+                }
+                // Only membership: hash just the points inside the cell's box.
+                (_, _, Some(b)) => in_cell_boxed(&lat, &lon, c, &b),
+                (_, _, None) => {
+                    let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
+                    hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+                }
+            }
         } else {
             cell_mask(&lat, &lon, &shared.cells)
         };

@@ -17,6 +17,7 @@
 //! - a parent-cell predicate ([`filter`]): only rows in the cell, only chunks under them,
 //!   only granules whose catalog entry lists the cell.
 
+mod bounds;
 pub mod exec;
 pub mod filter;
 pub mod index;
