@@ -250,11 +250,10 @@ impl Hashing {
         }
         out.reserve(lat.len());
         match self.mode {
-            LatitudeMode::Sphere => out.extend(
-                lat.iter()
-                    .zip(lon)
-                    .map(|(&la, &lo)| kernel::lonlat2nest(u32::from(self.order), la, lo)),
-            ),
+            LatitudeMode::Sphere => {
+                // Same ids as kernel::lonlat2nest, libm-free where that is certified.
+                kernel::lonlat2nest_many(u32::from(self.order), lat, lon, out);
+            }
             LatitudeMode::Authalic => {
                 out.extend(
                     lat.iter()
