@@ -314,7 +314,11 @@ pub(crate) fn lonlat2nest_many(order: u32, lat: &[f64], lon: &[f64], out: &mut V
         }
         out.extend(la.iter().zip(lo).zip(&z).map(|((&la, &lo), &zf)| {
             let (id, ok) = lonlat2nest_certified(order, la, lo, zf, Z_MARGIN);
-            if ok { id } else { lonlat2nest_cold(order, la, lo) }
+            if ok {
+                id
+            } else {
+                lonlat2nest_cold(order, la, lo)
+            }
         }));
     }
 }
@@ -434,11 +438,12 @@ mod tests {
     /// Points at `order` that stress the certificate: uniform on the sphere, and points
     /// within a few ulps of belt and cap edge lines, base-cell meridians, |z| = 2/3, the
     /// sin(theta) switch and order-29 cell centres.
+    #[allow(clippy::approx_constant)] // healpy's literal 3.14159
     fn hard_points(order: u32, rng: &mut Rng, n: usize) -> Vec<(f64, f64)> {
         let nside = (1_u64 << order) as f64;
         let mut pts = Vec::new();
-        let mut push_nudged = |pts: &mut Vec<(f64, f64)>, lat: f64, lon: f64| {
-            if !(lat.abs() <= 90.0) {
+        let push_nudged = |pts: &mut Vec<(f64, f64)>, lat: f64, lon: f64| {
+            if lat.is_nan() || lat.abs() > 90.0 {
                 return;
             }
             for k in -4..=4 {
@@ -449,7 +454,10 @@ mod tests {
         };
         for _ in 0..n {
             // Uniform.
-            pts.push(((2.0 * rng.f64() - 1.0).asin().to_degrees(), 360.0 * rng.f64() - 180.0));
+            pts.push((
+                (2.0 * rng.f64() - 1.0).asin().to_degrees(),
+                360.0 * rng.f64() - 180.0,
+            ));
             let lon = 720.0 * rng.f64() - 360.0;
             let tt = (lon.to_radians() * FRAC_2_PI).rem_euclid(4.0);
             // Belt: the z where nside * (0.5 + tt) -/+ nside * 0.75 * z is an integer.
@@ -489,6 +497,7 @@ mod tests {
 
     /// Compares the certified fast path with the exact one; returns (points, fallbacks,
     /// wrong certified ids, max |z_fast - z_exact| outside the sin(theta) zone).
+    #[allow(clippy::approx_constant)] // healpy's literal 3.14159
     fn compare(order: u32, pts: &[(f64, f64)], margin: f64) -> (usize, usize, usize, f64) {
         let (mut fallback, mut wrong, mut max_dz) = (0, 0, 0.0_f64);
         for &(lat, lon) in pts {
@@ -514,7 +523,10 @@ mod tests {
         for order in 0..=MAX_ORDER as u32 {
             let pts = hard_points(order, &mut rng, 4_000);
             let (n, fallback, wrong, dz) = compare(order, &pts, Z_MARGIN);
-            assert_eq!(wrong, 0, "order {order}: certified ids differ from healpy's");
+            assert_eq!(
+                wrong, 0,
+                "order {order}: certified ids differ from healpy's"
+            );
             total += n;
             fallbacks += fallback;
             max_dz = f64::max(max_dz, dz);
@@ -531,15 +543,29 @@ mod tests {
             "fast vs exact: {total} points at orders 0..=29, {fallbacks} took the exact path, \
              max |z_fast - z_exact| = {max_dz:e}, {wrong_at_zero_margin} wrong with margin 0"
         );
-        assert!(max_dz < Z_MARGIN / 4.0, "z error {max_dz:e} too close to the margin");
-        assert!(wrong_at_zero_margin > 0, "the test cannot detect a missing margin");
+        assert!(
+            max_dz < Z_MARGIN / 4.0,
+            "z error {max_dz:e} too close to the margin"
+        );
+        assert!(
+            wrong_at_zero_margin > 0,
+            "the test cannot detect a missing margin"
+        );
         // Uniform points barely ever fall back (the sin(theta) zone is 5e-5 of the sphere).
         let uniform: Vec<(f64, f64)> = (0..200_000)
-            .map(|_| ((2.0 * rng.f64() - 1.0).asin().to_degrees(), 360.0 * rng.f64() - 180.0))
+            .map(|_| {
+                (
+                    (2.0 * rng.f64() - 1.0).asin().to_degrees(),
+                    360.0 * rng.f64() - 180.0,
+                )
+            })
             .collect();
         let (n, fallback, wrong, _) = compare(18, &uniform, Z_MARGIN);
         assert_eq!(wrong, 0);
-        assert!(fallback < n / 1000, "{fallback} of {n} uniform points fell back");
+        assert!(
+            fallback < n / 1000,
+            "{fallback} of {n} uniform points fell back"
+        );
     }
 
     #[test]
