@@ -15,7 +15,8 @@
 //! blocking threads that wait for object-store reads, which on local files need blocking
 //! threads too, so a pool capped at the worker count deadlocks.
 //!
-//! Run: `cargo bench --bench cell` (release build). Data is cached under
+//! Run: `cargo bench --workspace --bench cell` (release build; `--workspace` keeps the feature
+//! set of the test build, so DataFusion is not compiled a second time). Data is cached under
 //! `$CARGO_TARGET_DIR/magg-bench/` so reruns skip generation.
 //!
 //! The reference tool, measured on this machine kind: 30 granules (620,000 kept rows,
@@ -29,7 +30,7 @@ use std::time::Instant;
 use magg::catalog::Catalog;
 use magg::config::PipelineConfig;
 use magg::h5::{H5File, ReadOptions, RowSelection};
-use magg::run::{CellJob, RunConfig};
+use magg::run::RunConfig;
 use magg::store::StoreOptions;
 use magg::table::{CellFilter, CoordinateIndex, GranuleTableOptions, IndexSpec};
 use magg::synth::{SynthOptions, generate};
@@ -45,10 +46,10 @@ fn data_dir(n: usize) -> PathBuf {
 fn ensure_data(n: usize) -> Catalog {
     let dir = data_dir(n);
     let cat = dir.join("catalog.json");
-    if let Ok(c) = Catalog::read(&cat) {
-        if c.metadata.total_granules == n {
-            return c;
-        }
+    if let Ok(c) = Catalog::read(&cat)
+        && c.metadata.total_granules == n
+    {
+        return c;
     }
     let t = Instant::now();
     let out = generate(&SynthOptions {

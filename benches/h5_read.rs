@@ -1,5 +1,5 @@
 //! HDF5 read benchmark (prints figures; not a timed test). Run with
-//! `cargo bench -p magg --bench h5_read`.
+//! `cargo bench --workspace --bench h5_read`.
 //!
 //! 1. Decode throughput, local disk, one core: the five core datasets of all six beams of
 //!    a 600,000-row-per-beam granule (written by h5py, deflate + shuffle, chunks of

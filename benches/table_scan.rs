@@ -9,7 +9,7 @@
 //! blocking threads that wait for object-store reads, which on local files need blocking
 //! threads too, so a pool capped at the worker count deadlocks.
 //!
-//! Run: `cargo bench --bench table_scan`. Data is cached under
+//! Run: `cargo bench --workspace --bench table_scan`. Data is cached under
 //! `$CARGO_TARGET_DIR/magg-bench/scan20/`.
 
 use std::path::PathBuf;

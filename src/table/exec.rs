@@ -317,28 +317,46 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
 fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> Vec<bool> {
     let shift = 2 * u32::from(c.hash_order - c.parent_order);
     let (la, lo) = (lat.values(), lon.values());
-    (0..lat.len())
-        .map(|i| {
-            lat.is_valid(i)
-                && lon.is_valid(i)
-                && lo[i].is_finite()
-                && b.may_contain(la[i], lo[i])
-                && magg_udfs::healpix::cell(la[i], lo[i], c.hash_order, c.mode).is_ok_and(|h| h >> shift == c.parent)
-        })
-        .collect()
+    let candidates: Vec<usize> = (0..lat.len())
+        .filter(|&i| lat.is_valid(i) && lon.is_valid(i) && lo[i].is_finite() && b.may_contain(la[i], lo[i]))
+        .collect();
+    let cla: Vec<f64> = candidates.iter().map(|&i| la[i]).collect();
+    let clo: Vec<f64> = candidates.iter().map(|&i| lo[i]).collect();
+    let mut mask = vec![false; lat.len()];
+    for (i, h) in candidates.into_iter().zip(hash_slices(&cla, &clo, c.hash_order, c.mode)) {
+        mask[i] = h != u64::MAX && h >> shift == c.parent;
+    }
+    mask
 }
 
+/// Every point's cell at `order` (`u64::MAX` for NULL, non-finite or out-of-range
+/// coordinates).
 pub(crate) fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
+    if lat.null_count() == 0 && lon.null_count() == 0 {
+        return hash_slices(lat.values(), lon.values(), order, mode);
+    }
     let (la, lo) = (lat.values(), lon.values());
-    let valid = |i: usize| lat.is_valid(i) && lon.is_valid(i);
     (0..lat.len())
         .map(|i| {
-            if valid(i) && la[i].is_finite() && lo[i].is_finite() {
+            if lat.is_valid(i) && lon.is_valid(i) {
                 magg_udfs::healpix::cell(la[i], lo[i], order, mode).unwrap_or(u64::MAX)
             } else {
                 u64::MAX
             }
         })
+        .collect()
+}
+
+/// Cells of valid points through the vectorised kernel (its libm-free fast path); when a
+/// coordinate is invalid (NaN, |lat| > 90), point by point with `u64::MAX` for the bad ones.
+fn hash_slices(lat: &[f64], lon: &[f64], order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
+    let mut out = Vec::with_capacity(lat.len());
+    if magg_udfs::healpix::cells_into(lat, lon, order, mode, &mut out).is_ok() {
+        return out;
+    }
+    lat.iter()
+        .zip(lon)
+        .map(|(&la, &lo)| magg_udfs::healpix::cell(la, lo, order, mode).unwrap_or(u64::MAX))
         .collect()
 }
 
@@ -412,10 +430,16 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
             return Ok(None);
         }
         let sel = if known.is_none() { RowSelection::All } else { RowSelection::Ranges(scan.clone()) };
-        let coords = file
-            .read_many(&[(lat_path.clone(), sel.clone()), (lon_col.path(group), sel)])
-            .await
-            .map_err(granule_err)?;
+        // The other datasets' headers are resolved while the coordinates are fetched, so
+        // step 2 starts with its chunk reads instead of another metadata wave. Errors are
+        // left for step 2 to report, after it is known whether the beam has rows here.
+        let later: Vec<String> = needed.iter().filter(|&&i| i > 1).map(|&i| opts.columns[i].path(group)).collect();
+        let coord_requests = [(lat_path.clone(), sel.clone()), (lon_col.path(group), sel)];
+        let (coords, _) = futures::join!(
+            file.read_many(&coord_requests),
+            futures::future::join_all(later.iter().map(|p| file.dataset_info(p)))
+        );
+        let coords = coords.map_err(granule_err)?;
         let lat = as_f64(url, &coords[0])?;
         let lon = as_f64(url, &coords[1])?;
         let expected: u64 = scan.iter().map(|r| r.end - r.start).sum();

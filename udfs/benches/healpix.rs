@@ -2,7 +2,7 @@
 //! the raw kernels (`healpix::cells_into`, `morton::from_lat_lon_into`) and the SQL
 //! functions over a MemTable (one partition, `target_partitions = 1`).
 //!
-//! Run with `cargo bench -p magg-udfs` (release build). Target: at least 20 million
+//! Run with `cargo bench --workspace --bench healpix` (release build). Target: at least 20 million
 //! points per second per core for `healpix_cell`.
 
 use std::hint::black_box;
