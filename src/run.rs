@@ -365,5 +365,9 @@ pub async fn run(config: &RunConfig, mut on_cell: impl FnMut(&CellReport)) -> Re
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::table::IndexError> + Send + 'static,
 ) -> Result<T, RunError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| RunError::Nothing(format!("coordinate index task failed: {e}")))?.map_err(RunError::from)
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(RunError::from),
+        // The closure panicked: a bug, not a bad input; let it surface as one.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }

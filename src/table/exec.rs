@@ -86,6 +86,9 @@ struct Shared {
     projection: Vec<usize>,
     equals: Vec<(String, i64)>,
     cells: Vec<CellFilter>,
+    /// The lat/lon box of the single cell predicate, when there is one (computed once
+    /// per scan, not per beam).
+    cell_box: Option<super::bounds::CellBox>,
     metrics: Arc<ScanMetrics>,
     files: FileCache,
 }
@@ -131,6 +134,7 @@ impl GranuleScanExec {
             schema,
             projection,
             equals,
+            cell_box: if cells.len() == 1 { super::bounds::CellBox::of(&cells[0]) } else { None },
             cells,
             metrics,
             files: FileCache::default(),
@@ -456,8 +460,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         let mask = if shared.cells.len() == 1 {
             let c = &shared.cells[0];
             let shift = 2 * u32::from(c.hash_order - c.parent_order);
-            let cell_box = super::bounds::CellBox::of(c);
-            match (index, &known, cell_box) {
+            match (index, &known, shared.cell_box) {
                 // Indexing the beam: every point's cell is needed.
                 (Some(ix), None, _) => {
                     let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);

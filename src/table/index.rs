@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use arrow::array::Float64Array;
 use futures::StreamExt;
 use magg_udfs::healpix::LatitudeMode;
 use parking_lot::Mutex;
@@ -88,10 +87,6 @@ impl IndexSpec {
     pub fn for_job(parent_order: u8, mode: LatitudeMode) -> Self {
         Self { hash_order: 18, order: parent_order, mode }
     }
-
-    fn answers(&self, cell: &CellFilter) -> bool {
-        self.hash_order == cell.hash_order && self.mode == cell.mode
-    }
 }
 
 #[derive(Debug)]
@@ -101,6 +96,15 @@ struct BeamIndex {
     size: u64,
     rows: u64,
     chunks: Vec<(Range<u64>, Vec<u64>)>,
+}
+
+impl BeamIndex {
+    /// Whether the entry answers predicates hashed as `spec` for a file of `size` bytes
+    /// whose beam has `rows` rows (the cell order may differ: cells are compared at the
+    /// coarser of the two).
+    fn fits(&self, spec: &IndexSpec, size: u64, rows: u64) -> bool {
+        self.spec.hash_order == spec.hash_order && self.spec.mode == spec.mode && self.size == size && self.rows == rows
+    }
 }
 
 /// Per-beam, per-chunk cell sets (see the module docs). Shared by the cells of a run.
@@ -156,14 +160,14 @@ impl CoordinateIndex {
         self.entries
             .lock()
             .get(&(Arc::from(url), Arc::from(group)))
-            .is_some_and(|e| e.spec.hash_order == spec.hash_order && e.spec.mode == spec.mode && e.size == size && e.rows == rows)
+            .is_some_and(|e| e.fits(spec, size, rows))
     }
 
     /// Row ranges of the chunks of `url`/`group` that hold points of `cell`, or `None`
     /// when the beam is not indexed compatibly (other hashing, or the file changed).
     pub fn chunks_touching(&self, url: &Arc<str>, group: &Arc<str>, cell: &CellFilter, size: u64, rows: u64) -> Option<Vec<Range<u64>>> {
         let entry = Arc::clone(self.entries.lock().get(&(Arc::clone(url), Arc::clone(group)))?);
-        if !entry.spec.answers(cell) || entry.size != size || entry.rows != rows {
+        if !entry.fits(&IndexSpec::of(cell), size, rows) {
             return None;
         }
         let (io, co) = (u32::from(entry.spec.order), u32::from(cell.parent_order));
@@ -362,7 +366,7 @@ async fn index_granule(
             });
         }
         // Hashing a beam is ~10 ms of CPU: off the async workers.
-        let hashes = tokio::task::spawn_blocking(move || hash_all(&lat, &lon, spec))
+        let hashes = tokio::task::spawn_blocking(move || super::exec::hash_points(&lat, &lon, spec.hash_order, spec.mode))
             .await
             .map_err(|e| TableError::Internal(format!("indexing {url}: {e}")))?;
         index.insert(&url_arc, &Arc::from(group.as_str()), spec, file.size(), &info.chunk_row_ranges(), &hashes);
@@ -370,10 +374,6 @@ async fn index_granule(
         done.rows += rows;
     }
     Ok(())
-}
-
-fn hash_all(lat: &Float64Array, lon: &Float64Array, spec: IndexSpec) -> Vec<u64> {
-    super::exec::hash_points(lat, lon, spec.hash_order, spec.mode)
 }
 
 #[cfg(test)]

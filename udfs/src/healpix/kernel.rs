@@ -78,18 +78,7 @@ fn loc2nest(order: u32, z: f64, phi: f64, sth: f64, have_sth: bool) -> u64 {
         let temp2 = nside_f * (z * 0.75);
         let jp = (temp1 - temp2) as i64; // ascending edge line
         let jm = (temp1 + temp2) as i64; // descending edge line
-        let ifp = jp >> order;
-        let ifm = jm >> order;
-        let face = if ifp == ifm {
-            ifp | 4
-        } else if ifp < ifm {
-            ifp
-        } else {
-            ifm + 8
-        };
-        let ix = jm & (nside - 1);
-        let iy = nside - (jp & (nside - 1)) - 1;
-        xyf2nest(ix, iy, face, order)
+        belt_nest(jp, jm, order)
     } else {
         // Polar caps.
         let ntt = (tt as i64).min(3);
@@ -99,13 +88,39 @@ fn loc2nest(order: u32, z: f64, phi: f64, sth: f64, have_sth: bool) -> u64 {
         } else {
             nside_f * sth / ((1.0 + za) / 3.0).sqrt()
         };
-        let jp = ((tp * tmp) as i64).min(nside - 1);
-        let jm = (((1.0 - tp) * tmp) as i64).min(nside - 1);
-        if z >= 0.0 {
-            xyf2nest(nside - jm - 1, nside - jp - 1, ntt, order)
-        } else {
-            xyf2nest(jp, jm, ntt + 8, order)
-        }
+        cap_nest((tp * tmp) as i64, ((1.0 - tp) * tmp) as i64, ntt, z >= 0.0, order)
+    }
+}
+
+/// NESTED id from the equatorial belt's edge-line indices `jp` (ascending) and `jm`
+/// (descending); shared by the exact and the certified paths.
+#[inline(always)]
+fn belt_nest(jp: i64, jm: i64, order: u32) -> u64 {
+    let nside = 1_i64 << order;
+    let ifp = jp >> order;
+    let ifm = jm >> order;
+    let face = if ifp == ifm {
+        ifp | 4
+    } else if ifp < ifm {
+        ifp
+    } else {
+        ifm + 8
+    };
+    let ix = jm & (nside - 1);
+    let iy = nside - (jp & (nside - 1)) - 1;
+    xyf2nest(ix, iy, face, order)
+}
+
+/// NESTED id from a polar cap's truncated `jp`, `jm` (clamped here to `nside - 1`) in
+/// quadrant `ntt` of the northern (`north`) or southern cap.
+#[inline(always)]
+fn cap_nest(jp: i64, jm: i64, ntt: i64, north: bool, order: u32) -> u64 {
+    let nside = 1_i64 << order;
+    let (jp, jm) = (jp.min(nside - 1), jm.min(nside - 1));
+    if north {
+        xyf2nest(nside - jm - 1, nside - jp - 1, ntt, order)
+    } else {
+        xyf2nest(jp, jm, ntt + 8, order)
     }
 }
 
@@ -232,18 +247,7 @@ fn loc2nest_bracketed(order: u32, zlo: f64, zhi: f64, tt: f64) -> (u64, bool) {
         let jp = (temp1 - t_hi) as i64;
         let jm = (temp1 + t_lo) as i64;
         let ok = (jp == (temp1 - t_lo) as i64) & (jm == (temp1 + t_hi) as i64);
-        let ifp = jp >> order;
-        let ifm = jm >> order;
-        let face = if ifp == ifm {
-            ifp | 4
-        } else if ifp < ifm {
-            ifp
-        } else {
-            ifm + 8
-        };
-        let ix = jm & (nside - 1);
-        let iy = nside - (jp & (nside - 1)) - 1;
-        (xyf2nest(ix, iy, face, order), ok)
+        (belt_nest(jp, jm, order), ok)
     } else {
         // Every z of the interval in one cap (else not certified), |z| ranging over
         // [za_lo, za_hi]; tmp decreases with |z|, and tp and 1 - tp are >= 0.
@@ -258,14 +262,7 @@ fn loc2nest_bracketed(order: u32, zlo: f64, zhi: f64, tt: f64) -> (u64, bool) {
         let jp = (tp * tmp_small) as i64;
         let jm = ((1.0 - tp) * tmp_small) as i64;
         let ok = cap & (jp == (tp * tmp_big) as i64) & (jm == ((1.0 - tp) * tmp_big) as i64);
-        let jp = jp.min(nside - 1);
-        let jm = jm.min(nside - 1);
-        let (ix, iy, face) = if north {
-            (nside - jm - 1, nside - jp - 1, ntt)
-        } else {
-            (jp, jm, ntt + 8)
-        };
-        (xyf2nest(ix, iy, face, order), ok)
+        (cap_nest(jp, jm, ntt, north, order), ok)
     }
 }
 
