@@ -21,6 +21,7 @@ pub const CELL_AGGREGATE_SQL: &str = include_str!("../../sql/cell_aggregate.sql"
 /// The order at which points are hashed before deriving child and parent cells, as the
 /// reference does with morton indices (their maximum order).
 pub const HASH_ORDER: u8 = 18;
+const _: () = assert!(HASH_ORDER == crate::table::POINT_CELL_ORDER, "the table's point cells are the hash order");
 
 /// numpy function names magg understands, for error messages.
 pub const FUNCTIONS: &str = "len, count, size, min, amin, nanmin, max, amax, nanmax, ptp, sum, nansum, \
@@ -65,14 +66,18 @@ pub struct ParentCell {
 }
 
 impl CompiledPipeline {
-    /// `healpix_cell(latitude, longitude, 18[, 'authalic'])`.
-    fn hash_expr(&self) -> String {
+    /// `healpix_cell(latitude, longitude, 18[, 'authalic'])`: a point's order-18 cell, as
+    /// any table with coordinates can compute it.
+    pub fn hash_expr(&self) -> String {
         format!("healpix_cell(latitude, longitude, {HASH_ORDER}{})", self.mode_arg)
     }
 
-    /// The SQL expression of a row's cell at `order`.
+    /// The SQL expression of a row's cell at `order`. It reads the granule table's
+    /// per-point cell column ([`crate::table::POINT_CELL`], the same order-18 cell in the
+    /// config's latitude mode), which the scan has computed already to find the rows in
+    /// the parent cell; [`Self::hash_expr`] spells out what it holds.
     pub fn cell_expr(&self, order: u8) -> String {
-        format!("healpix_parent({}, {HASH_ORDER}, {order})", self.hash_expr())
+        format!("healpix_parent({}, {HASH_ORDER}, {order})", crate::table::POINT_CELL)
     }
 
     /// The `GROUP BY cell` query, restricted to `parent` when given.
@@ -309,19 +314,19 @@ mod tests {
         let c = PipelineConfig::atl06().compile().unwrap();
         let sql = c.cell_sql(Some(ParentCell { order: 6, nested: 35_000 }));
         let expected = r#"SELECT
-    healpix_parent(healpix_cell(latitude, longitude, 18), 18, 12) AS cell,
+    healpix_parent(cell18, 18, 12) AS cell,
     CAST(count("h_li") AS BIGINT) AS "count",
     min("h_li") AS "h_min",
     max("h_li") AS "h_max",
-    weighted_mean("h_li", (1.0 / power("s_li", 2.0))) AS "h_mean",
-    (1.0 / sqrt(sum((1.0 / power("s_li", 2.0))))) AS "h_sigma",
+    weighted_mean("h_li", (1.0 / (CAST("s_li" AS DOUBLE) * CAST("s_li" AS DOUBLE)))) AS "h_mean",
+    (1.0 / sqrt(sum((1.0 / (CAST("s_li" AS DOUBLE) * CAST("s_li" AS DOUBLE)))))) AS "h_sigma",
     np_var("h_li") AS "h_variance",
     quantile("h_li", 0.25) AS "h_q25",
     quantile("h_li", 0.5) AS "h_q50",
     quantile("h_li", 0.75) AS "h_q75"
 FROM atl06
 WHERE "atl06_quality_summary" = 0
-  AND healpix_parent(healpix_cell(latitude, longitude, 18), 18, 6) = 35000
+  AND healpix_parent(cell18, 18, 6) = 35000
 GROUP BY 1
 ORDER BY 1"#;
         assert_eq!(sql, expected);

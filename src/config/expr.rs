@@ -376,6 +376,14 @@ fn to_sql(node: &Node, out: &mut String) {
             to_sql(r, out);
             out.push(')');
         }
+        // `column**2`, the usual weight: a product in double precision. It gives the same
+        // bits as `power(column, 2.0)` (a float32 squared is exact in f64; an f64 product
+        // is correctly rounded, as is pow for squares) for a tenth of the time.
+        Node::Pow(b, e) if matches!(&**e, Node::Number(n) if n.parse::<f64>() == Ok(2.0)) && matches!(&**b, Node::Column(_)) => {
+            let mut base = String::new();
+            to_sql(b, &mut base);
+            let _ = write!(out, "(CAST({base} AS DOUBLE) * CAST({base} AS DOUBLE))");
+        }
         Node::Pow(b, e) => {
             out.push_str("power(");
             to_sql(b, out);
@@ -470,20 +478,21 @@ mod tests {
     #[test]
     fn reference_sigma_expression() {
         let e = aggregate_expression("1.0 / np.sqrt(np.sum(1.0 / s_li**2))", &cols()).unwrap();
-        assert_eq!(e.sql, "(1.0 / sqrt(sum((1.0 / power(\"s_li\", 2.0)))))");
+        assert_eq!(e.sql, "(1.0 / sqrt(sum((1.0 / (CAST(\"s_li\" AS DOUBLE) * CAST(\"s_li\" AS DOUBLE))))))");
         assert_eq!(e.columns.into_iter().collect::<Vec<_>>(), vec!["s_li"]);
     }
 
     #[test]
     fn weights_are_row_wise() {
         let e = row_expression("1.0 / s_li**2", &cols()).unwrap();
-        assert_eq!(e.sql, "(1.0 / power(\"s_li\", 2.0))");
+        assert_eq!(e.sql, "(1.0 / (CAST(\"s_li\" AS DOUBLE) * CAST(\"s_li\" AS DOUBLE)))");
     }
 
     #[test]
     fn python_precedence() {
         // -x**2 is -(x**2); 2**-1 is 0.5; ** is right-associative.
-        assert_eq!(row_expression("-h_li**2", &cols()).unwrap().sql, "(-power(\"h_li\", 2.0))");
+        assert_eq!(row_expression("-h_li**2", &cols()).unwrap().sql, "(-(CAST(\"h_li\" AS DOUBLE) * CAST(\"h_li\" AS DOUBLE)))");
+        assert_eq!(row_expression("h_li**3", &cols()).unwrap().sql, "power(\"h_li\", 3.0)");
         assert_eq!(row_expression("2**-1", &cols()).unwrap().sql, "power(2.0, (-1.0))");
         assert_eq!(
             row_expression("2**3**2", &cols()).unwrap().sql,

@@ -17,7 +17,8 @@
 //!    are collected from the chunk index, their byte ranges are merged (gaps up to
 //!    `coalesce_gap`) and fetched in one concurrent wave (`max_concurrency` requests), as
 //!    soon as the dataset's own metadata is in.
-//! 4. **Decode** runs on the blocking pool, chunks in parallel (`decode_threads`):
+//! 4. **Decode** runs on the process-wide rayon pool, chunks in parallel (`decode_threads`
+//!    splits); the async caller awaits it without holding a thread:
 //!    fletcher32 check, inflate with libdeflate, unshuffle fused with byte-order conversion,
 //!    straight into the Arrow buffer.
 //!
@@ -63,7 +64,9 @@ pub struct ReadOptions {
     /// Chunk byte ranges separated by at most this many bytes are fetched as one request
     /// (the gap is read and discarded: cheaper than a second request on S3).
     pub coalesce_gap: usize,
-    /// Threads decoding chunks of one read; 1 decodes on the calling blocking thread.
+    /// Parallel splits of one read's decode on the rayon pool (whose size, the number of
+    /// cores unless `RAYON_NUM_THREADS` says otherwise, bounds the threads); 1 decodes a
+    /// read's chunks one after another.
     pub decode_threads: usize,
     /// Largest decoded chunk accepted, in bytes; guards against corrupt chunk shapes.
     pub max_chunk_bytes: usize,
@@ -215,6 +218,21 @@ pub(crate) struct Resolved {
     pub(crate) filters: Arc<[hdf5_reader::messages::filter_pipeline::FilterDescription]>,
     /// Fill value bytes as stored (file byte order), or zeros.
     pub(crate) fill_raw: Vec<u8>,
+}
+
+/// One stored chunk of a chunked dataset ([`H5File::chunk_extents`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkExtent {
+    /// Rows of the dataset the chunk holds.
+    pub rows: Range<u64>,
+    /// Absolute byte offset in the file.
+    pub offset: u64,
+    /// Stored (compressed) size in bytes.
+    pub size: u64,
+    /// Filters skipped for this chunk (bit k: filter k of the pipeline).
+    pub filter_mask: u32,
+    /// Bytes per element.
+    pub element_size: usize,
 }
 
 struct Inner {
@@ -383,6 +401,15 @@ impl H5File {
         }));
         let ((), arrays) = futures::future::try_join(planner, pipelines).await?;
         Ok(arrays)
+    }
+
+    /// The stored chunks of the chunked 1-D dataset at `path` that hold rows of `rows`:
+    /// byte ranges in the file, so a caller can fetch or account for exactly the bytes a
+    /// read must decode (the cell benchmark decodes them with plain libdeflate as the
+    /// baseline the job is compared with).
+    pub async fn chunk_extents(&self, path: &str, rows: &RowSelection) -> Result<Vec<ChunkExtent>, H5Error> {
+        let r = self.resolve(&norm_path(path)).await?;
+        read::chunk_extents(self, r, rows).await
     }
 
     /// Every group and dataset, depth first, children sorted by name.
@@ -825,6 +852,33 @@ mod tests {
             assert_eq!(info.chunk_row_ranges()[14], 98..100);
             assert_eq!(f.dataset_info("/g/c").await.unwrap().layout, Layout::Compact);
             assert_eq!(f.dataset_info("/u").await.unwrap().layout, Layout::Contiguous);
+        }
+    }
+
+    /// The extents a selection needs are exactly the chunks holding its rows, and their
+    /// bytes decode (inflate, unshuffle) to the same values the reader returns.
+    #[tokio::test]
+    async fn chunk_extents_are_the_bytes_a_read_decodes() {
+        let bytes = file();
+        let f = open_bytes(bytes.clone(), &ReadOptions::default()).await;
+        let all = f.chunk_extents("/g/x", &RowSelection::All).await.unwrap();
+        assert_eq!(all.len(), 15);
+        assert_eq!(all.iter().map(|e| e.rows.clone()).collect::<Vec<_>>(), f.dataset_info("/g/x").await.unwrap().chunk_row_ranges());
+        let some = f.chunk_extents("/g/x", &RowSelection::Ranges(vec![5..9, 95..100])).await.unwrap();
+        assert_eq!(some.iter().map(|e| e.rows.clone()).collect::<Vec<_>>(), vec![0..7, 7..14, 91..98, 98..100]);
+        assert!(f.chunk_extents("/g/c", &RowSelection::All).await.unwrap().is_empty(), "compact: no chunks");
+        let want: Vec<f64> = (0..100).map(|i| f64::from(i) * 0.25 - 3.0).collect();
+        for e in &some {
+            assert_eq!((e.element_size, e.filter_mask), (8, 0));
+            let stored = &bytes[e.offset as usize..(e.offset + e.size) as usize];
+            let mut shuffled = vec![0u8; 7 * 8];
+            let n = libdeflater::Decompressor::new().zlib_decompress(stored, &mut shuffled).unwrap();
+            assert_eq!(n, 56, "edge chunks are stored whole");
+            let values: Vec<f64> = (0..7)
+                .map(|i| f64::from_le_bytes(std::array::from_fn(|b| shuffled[b * 7 + i])))
+                .take((e.rows.end - e.rows.start) as usize)
+                .collect();
+            assert_eq!(values, want[e.rows.start as usize..e.rows.end as usize]);
         }
     }
 

@@ -140,31 +140,31 @@ pub(crate) async fn read_planned(
         numeric.push((i, Arc::clone(r), ranges, e));
     }
 
-    // 2. Index wave: chunk entries of every chunked dataset, walked in parallel (the wave
-    // planner has usually cached every node already).
-    let mut index_jobs = Vec::new();
+    // 2. Index wave: chunk entries of every chunked dataset, walked in one blocking task
+    // through the metadata cache (the wave planner has fetched every node already, so the
+    // walks are CPU only; one task per dataset cost more in thread hand-offs than the walk).
+    let mut walks = Vec::new();
     for (_, r, ranges, e) in &numeric {
         let Some(walk) = index_walk_ranges(&url, file.options(), r, ranges, *e, offset_size)? else { continue };
-        let parser = file.parser().clone();
-        let shape = r.info.shape.clone();
-        let max_shape = r.info.max_shape.clone();
-        let path = r.info.path.clone();
-        index_jobs.push(async move {
-            let entries = run_blocking(file.url(), &path, file.meta(), move || {
-                collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &shape, max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
-            })
-            .await?;
-            Ok::<_, H5Error>((path, entries))
-        });
+        walks.push((r.info.path.clone(), r.info.shape.clone(), r.info.max_shape.clone(), walk));
     }
-    let entries: HashMap<String, HashMap<u64, ChunkEntry>> = futures::future::try_join_all(index_jobs)
-        .await?
-        .into_iter()
-        .map(|(p, es)| {
-            let map = es.into_iter().map(|e| (e.offsets.first().copied().unwrap_or(0), e)).collect();
-            (p, map)
+    let entries: HashMap<String, HashMap<u64, ChunkEntry>> = if walks.is_empty() {
+        HashMap::new()
+    } else {
+        let parser = file.parser().clone();
+        let meta = Arc::clone(file.meta());
+        let url2 = url.clone();
+        super::run_blocking_h5(&url, "/", file.meta(), move || {
+            let mut out = HashMap::with_capacity(walks.len());
+            for (path, shape, max_shape, walk) in walks {
+                let es = collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &shape, max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
+                    .map_err(|e| H5Error::from_parser(&url2, &path, e, meta.take_io_error()))?;
+                out.insert(path, es.into_iter().map(|e| (e.offsets.first().copied().unwrap_or(0), e)).collect());
+            }
+            Ok(out)
         })
-        .collect();
+        .await?
+    };
 
     // 3. Plan segments and the byte ranges they need.
     let mut fetches = Fetches::default();
@@ -255,12 +255,19 @@ pub(crate) async fn read_planned(
     // 4. Data wave.
     let fetched = fetch_coalesced(file, &fetches.ranges).await?;
 
-    // 5. Decode on the blocking pool.
+    // 5. Decode on the rayon pool; this task waits without holding a thread.
     let threads = file.options().decode_threads.max(1);
     let url2 = url.clone();
-    let decoded = tokio::task::spawn_blocking(move || decode_all(&url2, reqs, &fetched, threads))
-        .await
-        .map_err(|e| H5Error::corrupt(&url, "/", format!("decode task failed: {e}")))??;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_all(&url2, reqs, &fetched, threads)));
+        let _ = tx.send(r);
+    });
+    let decoded = match rx.await {
+        Ok(Ok(r)) => r?,
+        Ok(Err(_)) => return Err(H5Error::corrupt(&url, "/", "decoder panicked")),
+        Err(e) => return Err(H5Error::corrupt(&url, "/", format!("decode task failed: {e}"))),
+    };
     for (i, arr) in decoded {
         results[i] = Some(arr);
     }
@@ -326,6 +333,40 @@ fn index_walk_ranges(
     let n_chunks = r.info.num_rows().div_ceil(c);
     let bounds = if first == 0 && last + 1 >= n_chunks { None } else { Some((first, last)) };
     Ok(Some(IndexWalk { address: *address, dims: dims.clone(), indexing: chunk_indexing.clone(), elem: e, bounds }))
+}
+
+/// The stored chunks of a chunked 1-D dataset overlapping `sel`, in row order: what a
+/// read of `sel` must fetch and decode. Empty for other layouts and unwritten chunks.
+pub(crate) async fn chunk_extents(file: &H5File, r: Arc<Resolved>, sel: &RowSelection) -> Result<Vec<super::ChunkExtent>, H5Error> {
+    let url = file.url().to_string();
+    let sb = file.parser().superblock();
+    let (base, offset_size, length_size) = (sb.base_address, sb.offset_size, sb.length_size);
+    let Some(walk) = index_walk(file, &r, sel)? else { return Ok(Vec::new()) };
+    let ranges = ranges_of(&url, &r.info.path, sel, r.info.num_rows())?;
+    let c = u64::from(walk.dims.first().copied().unwrap_or(1).max(1));
+    let parser = file.parser().clone();
+    let meta = Arc::clone(file.meta());
+    let (url2, r2) = (url.clone(), Arc::clone(&r));
+    let mut entries = super::run_blocking_h5(&url, &r.info.path, file.meta(), move || {
+        collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &r2.info.shape, r2.info.max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
+            .map_err(|e| H5Error::from_parser(&url2, &r2.info.path, e, meta.take_io_error()))
+    })
+    .await?;
+    entries.sort_by_key(|e| e.offsets.first().copied().unwrap_or(0));
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| {
+            let first = e.offsets.first().copied().unwrap_or(0);
+            let rows = first..(first + c).min(r.info.num_rows());
+            ranges.iter().any(|x| x.start < rows.end && rows.start < x.end).then(|| super::ChunkExtent {
+                rows,
+                offset: base + e.address,
+                size: e.size,
+                filter_mask: e.filter_mask,
+                element_size: walk.elem,
+            })
+        })
+        .collect())
 }
 
 /// The index walk [`read_planned`] will do for `sel` of `r` (`Ok(None)`: none, or the
@@ -501,38 +542,24 @@ fn decode_all(
             }
         }
         let fail = |j: usize, msg: String| H5Error::corrupt(url, &reqs[j].1.path, msg);
-        let n_threads = threads.min(jobs.iter().filter(|j| matches!(j.src, Src::Filtered { .. })).count()).max(1);
-        if n_threads <= 1 {
+        let filtered = jobs.iter().filter(|j| matches!(j.src, Src::Filtered { .. })).count();
+        if threads <= 1 || filtered <= 1 {
             let mut d = Decoder::new();
             for j in jobs.iter_mut() {
                 d.run(j, fetched).map_err(|m| fail(j.req, m))?;
             }
         } else {
-            let mut buckets: Vec<Vec<Job<'_>>> = (0..n_threads).map(|_| Vec::new()).collect();
-            for (k, j) in jobs.into_iter().enumerate() {
-                buckets[k % n_threads].push(j);
-            }
-            let results: Vec<Result<(), (usize, String)>> = std::thread::scope(|s| {
-                let handles: Vec<_> = buckets
-                    .into_iter()
-                    .map(|mut bucket| {
-                        s.spawn(move || {
-                            let mut d = Decoder::new();
-                            for j in bucket.iter_mut() {
-                                d.run(j, fetched).map_err(|m| (j.req, m))?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err((0, "decoder thread panicked".to_string()))))
-                    .collect()
-            });
-            for r in results {
-                r.map_err(|(j, m)| fail(j, m))?;
-            }
+            // Chunks in parallel on the process-wide rayon pool (threads live for the whole
+            // process; spawning threads per call cost more than decoding a beam's chunks).
+            // At most `threads` splits, each with its own decompressor.
+            use rayon::prelude::*;
+            let per = jobs.len().div_ceil(threads);
+            jobs.par_chunks_mut(per.max(1))
+                .try_for_each(|bucket| {
+                    let mut d = Decoder::new();
+                    bucket.iter_mut().try_for_each(|j| d.run(j, fetched).map_err(|m| (j.req, m)))
+                })
+                .map_err(|(j, m)| fail(j, m))?;
         }
     }
     reqs.into_iter()

@@ -91,6 +91,8 @@ struct Shared {
     cell_box: Option<super::bounds::CellBox>,
     metrics: Arc<ScanMetrics>,
     files: FileCache,
+    /// Index of the per-point cell column in the table schema, if the table has one.
+    point_cell: Option<usize>,
 }
 
 /// The physical scan of a granule table.
@@ -113,6 +115,7 @@ impl GranuleScanExec {
         units: Vec<Unit>,
         partitions: usize,
         metrics: Arc<ScanMetrics>,
+        point_cell: Option<usize>,
     ) -> DfResult<Self> {
         let schema = Arc::new(table_schema.project(&projection)?);
         // Round-robin keeps the beams of one granule on different partitions, so a single
@@ -138,6 +141,7 @@ impl GranuleScanExec {
             cells,
             metrics,
             files: FileCache::default(),
+            point_cell,
         };
         for p in &parts {
             shared.files.expect(p);
@@ -317,20 +321,43 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
 
 /// Every point's cell at `order` (`u64::MAX` where the coordinates are NULL, not finite
 /// or out of range), the one hashing pass a cell-filtered scan makes.
-/// Membership in `c` of every point, hashing only the points inside its box `b`.
-fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> Vec<bool> {
+/// Membership in `c` of every point, hashing only the points inside its box `b`; and
+/// the points' cells at `c.hash_order` (`u64::MAX` outside the box). A track enters and
+/// leaves the box once or twice per beam, so the points inside form a few long runs:
+/// each run is hashed in place through the vectorised kernel, with no gathered copy.
+fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> (Vec<bool>, Vec<u64>) {
     let shift = 2 * u32::from(c.hash_order - c.parent_order);
     let (la, lo) = (lat.values(), lon.values());
-    let candidates: Vec<usize> = (0..lat.len())
-        .filter(|&i| lat.is_valid(i) && lon.is_valid(i) && lo[i].is_finite() && b.may_contain(la[i], lo[i]))
-        .collect();
-    let cla: Vec<f64> = candidates.iter().map(|&i| la[i]).collect();
-    let clo: Vec<f64> = candidates.iter().map(|&i| lo[i]).collect();
-    let mut mask = vec![false; lat.len()];
-    for (i, h) in candidates.into_iter().zip(hash_slices(&cla, &clo, c.hash_order, c.mode)) {
-        mask[i] = h != u64::MAX && h >> shift == c.parent;
+    let n = lat.len();
+    let no_nulls = lat.null_count() == 0 && lon.null_count() == 0;
+    let inside = |i: usize| (no_nulls || (lat.is_valid(i) && lon.is_valid(i))) && lo[i].is_finite() && b.may_contain(la[i], lo[i]);
+    let mut mask = vec![false; n];
+    let mut hashes = vec![u64::MAX; n];
+    let mut run = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !inside(i) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && inside(i) {
+            i += 1;
+        }
+        run.clear();
+        hash_into(&la[start..i], &lo[start..i], c.hash_order, c.mode, &mut run);
+        for ((m, h), &x) in mask[start..i].iter_mut().zip(&mut hashes[start..i]).zip(&run) {
+            *m = x != u64::MAX && x >> shift == c.parent;
+            *h = x;
+        }
     }
-    mask
+    (mask, hashes)
+}
+
+/// The per-point cell column: `NULL` where a point has no cell.
+fn point_cell_array(cells: Vec<u64>) -> UInt64Array {
+    let nulls = cells.contains(&u64::MAX).then(|| cells.iter().map(|&h| h != u64::MAX).collect::<arrow::buffer::NullBuffer>());
+    UInt64Array::new(cells.into(), nulls)
 }
 
 /// Every point's cell at `order` (`u64::MAX` for NULL, non-finite or out-of-range
@@ -355,13 +382,18 @@ pub(crate) fn hash_points(lat: &Float64Array, lon: &Float64Array, order: u8, mod
 /// coordinate is invalid (NaN, |lat| > 90), point by point with `u64::MAX` for the bad ones.
 fn hash_slices(lat: &[f64], lon: &[f64], order: u8, mode: magg_udfs::healpix::LatitudeMode) -> Vec<u64> {
     let mut out = Vec::with_capacity(lat.len());
-    if magg_udfs::healpix::cells_into(lat, lon, order, mode, &mut out).is_ok() {
-        return out;
+    hash_into(lat, lon, order, mode, &mut out);
+    out
+}
+
+/// [`hash_slices`] appending to `out`.
+fn hash_into(lat: &[f64], lon: &[f64], order: u8, mode: magg_udfs::healpix::LatitudeMode, out: &mut Vec<u64>) {
+    let len = out.len();
+    if magg_udfs::healpix::cells_into(lat, lon, order, mode, out).is_ok() {
+        return;
     }
-    lat.iter()
-        .zip(lon)
-        .map(|(&la, &lo)| magg_udfs::healpix::cell(la, lo, order, mode).unwrap_or(u64::MAX))
-        .collect()
+    out.truncate(len);
+    out.extend(lat.iter().zip(lon).map(|(&la, &lo)| magg_udfs::healpix::cell(la, lo, order, mode).unwrap_or(u64::MAX)));
 }
 
 /// `array == fill` as a boolean mask (NULL where the array is NULL).
@@ -409,7 +441,19 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
 
     // Data columns the output or a pushed filter needs, by index into opts.columns.
     let n_meta = super::META_COLUMNS.len();
-    let mut needed: Vec<usize> = shared.projection.iter().filter(|&&i| i >= n_meta).map(|&i| i - n_meta).collect();
+    let n_data = opts.columns.len();
+    let wants_cell = shared.point_cell.is_some_and(|i| shared.projection.contains(&i));
+    let cell_spec = (super::POINT_CELL_ORDER, opts.cell_mode);
+    let mut needed: Vec<usize> =
+        shared.projection.iter().filter(|&&i| i >= n_meta && i < n_meta + n_data).map(|&i| i - n_meta).collect();
+    if wants_cell && shared.cells.is_empty() {
+        // Without a cell filter the point cells are hashed from the coordinates read below.
+        for i in [0, 1] {
+            if !needed.contains(&i) {
+                needed.push(i);
+            }
+        }
+    }
     for (c, _) in &shared.equals {
         if let Some(i) = opts.columns.iter().position(|col| &col.name == c) {
             if !needed.contains(&i) {
@@ -420,6 +464,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
 
     // Step 1: with a cell filter, coordinates decide which rows (and so chunks) to read.
     let mut values: HashMap<usize, ArrayRef> = HashMap::new();
+    let mut point_cells: Option<Vec<u64>> = None;
     let (selection, selected_rows): (RowSelection, Vec<Range<u64>>) = if shared.cells.is_empty() {
         ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
         (RowSelection::All, vec![0..n_rows])
@@ -457,26 +502,41 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
             });
         }
         ScanMetrics::add(&shared.metrics.rows_scanned, expected);
-        let mask = if shared.cells.len() == 1 {
+        // The mask, and every scanned point's cell when the filter hashed at the order
+        // and mode of the per-point cell column (valid at least where the mask is true).
+        let (mask, hashes) = if shared.cells.len() == 1 {
             let c = &shared.cells[0];
             let shift = 2 * u32::from(c.hash_order - c.parent_order);
-            match (index, &known, shared.cell_box) {
+            let (mask, hashes) = match (index, &known, shared.cell_box) {
                 // Indexing the beam: every point's cell is needed.
                 (Some(ix), None, _) => {
                     let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
                     ix.insert(url_arc, &group_arc, super::IndexSpec::of(c), file.size(), &lat_info.chunk_row_ranges(), &hashes);
-                    hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+                    (hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>(), hashes)
                 }
                 // Only membership: hash just the points inside the cell's box.
                 (_, _, Some(b)) => in_cell_boxed(&lat, &lon, c, &b),
                 (_, _, None) => {
                     let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
-                    hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>()
+                    (hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>(), hashes)
                 }
-            }
+            };
+            (mask, ((c.hash_order, c.mode) == cell_spec).then_some(hashes))
         } else {
-            cell_mask(&lat, &lon, &shared.cells)
+            (cell_mask(&lat, &lon, &shared.cells), None)
         };
+        if wants_cell {
+            point_cells = Some(match hashes {
+                Some(h) => h.into_iter().zip(&mask).filter(|(_, m)| **m).map(|(h, _)| h).collect(),
+                None => {
+                    let m = BooleanArray::from(mask.clone());
+                    let pick = |a: &Float64Array| filter(a, &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source });
+                    let (la, lo) = (pick(&lat)?, pick(&lon)?);
+                    let (la, lo) = (as_f64(url, &la)?, as_f64(url, &lo)?);
+                    hash_points(&la, &lo, cell_spec.0, cell_spec.1)
+                }
+            });
+        }
         // Runs of the mask, per scanned range, as absolute rows.
         let mut ranges = Vec::new();
         let mut offset = 0usize;
@@ -544,6 +604,14 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         }
     }
 
+    if wants_cell && point_cells.is_none() {
+        let (la, lo) = match (values.get(&0), values.get(&1)) {
+            (Some(la), Some(lo)) => (as_f64(url, la)?, as_f64(url, lo)?),
+            _ => unreachable!("the coordinates are read when the point cells are wanted"),
+        };
+        point_cells = Some(hash_points(&la, &lo, cell_spec.0, cell_spec.1));
+    }
+
     // Step 3: the row mask of pushed equality filters and fill dropping.
     let n = n_selected as usize;
     let mut keep = BooleanBufferBuilder::new(n);
@@ -590,6 +658,14 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         let col: ArrayRef = match p {
             0 => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(name, kept))),
             1 => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(group, kept))),
+            p if Some(p) == shared.point_cell => {
+                let cells = point_cell_array(point_cells.take().unwrap_or_default());
+                if all_kept {
+                    Arc::new(cells)
+                } else {
+                    filter(&cells, &keep).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?
+                }
+            }
             2 => {
                 let rows = UInt64Array::from_iter_values(selected_rows.iter().flat_map(|r| r.clone()));
                 if all_kept {

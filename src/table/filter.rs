@@ -4,7 +4,8 @@
 //! does not filter the rows again:
 //!
 //! - equality on a column (`atl06_quality_summary = 0`): rows are dropped while reading;
-//! - a parent-cell predicate, in either spelling the docs give:
+//! - a parent-cell predicate, in any spelling the docs give:
+//!   `healpix_parent(cell18, 18, P) = X` (the table's per-point cell column),
 //!   `healpix_parent(healpix_cell(latitude, longitude, K[, mode]), K, P) = X` or
 //!   `morton_parent(morton(latitude, longitude, K[, mode]), P) = M`.
 //!   The scan then reads latitude/longitude first, keeps the rows inside the cell, and
@@ -133,12 +134,18 @@ fn point_hash(e: &Expr, function: &str, lat: &str, lon: &str) -> Option<(u8, Lat
     Some((k, mode))
 }
 
-fn cell_predicate(side: &Expr, value: i128, lat: &str, lon: &str) -> Option<CellFilter> {
+/// The table's per-point cell column: its name and latitude mode (order 18).
+pub type PointCell<'a> = Option<(&'a str, LatitudeMode)>;
+
+fn cell_predicate(side: &Expr, value: i128, lat: &str, lon: &str, point_cell: PointCell<'_>) -> Option<CellFilter> {
     if let Some(args) = call(side, "healpix_parent") {
         if args.len() != 3 {
             return None;
         }
-        let (k, mode) = point_hash(&args[0], "healpix_cell", lat, lon)?;
+        let (k, mode) = match (point_cell, column_name(&args[0])) {
+            (Some((name, mode)), Some(c)) if c == name => (super::POINT_CELL_ORDER, mode),
+            _ => point_hash(&args[0], "healpix_cell", lat, lon)?,
+        };
         let from = order(int_literal(&args[1])?, 29)?;
         let to = order(int_literal(&args[2])?, 29)?;
         if from != k || to > k {
@@ -169,7 +176,9 @@ fn cell_predicate(side: &Expr, value: i128, lat: &str, lon: &str) -> Option<Cell
 }
 
 /// Recognise one filter. `int_columns` are the integer data columns equality may target.
-pub fn recognise(expr: &Expr, lat: &str, lon: &str, int_columns: &[String]) -> Option<Pushed> {
+/// `point_cell` names the table's per-point cell column, which `healpix_parent` may take
+/// in place of `healpix_cell(latitude, longitude, 18[, mode])`.
+pub fn recognise(expr: &Expr, lat: &str, lon: &str, int_columns: &[String], point_cell: PointCell<'_>) -> Option<Pushed> {
     let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = expr else {
         return None;
     };
@@ -181,7 +190,7 @@ pub fn recognise(expr: &Expr, lat: &str, lon: &str, int_columns: &[String]) -> O
                 return Some(Pushed::Equals { column: col.to_owned(), value });
             }
         }
-        if let Some(cell) = cell_predicate(a, value, lat, lon) {
+        if let Some(cell) = cell_predicate(a, value, lat, lon, point_cell) {
             return Some(Pushed::Cell(cell));
         }
     }
@@ -212,16 +221,16 @@ mod tests {
     fn quality_equality() {
         let e = col("atl06_quality_summary").eq(lit(0i64));
         assert_eq!(
-            recognise(&e, "latitude", "longitude", &ints()),
+            recognise(&e, "latitude", "longitude", &ints(), None),
             Some(Pushed::Equals { column: "atl06_quality_summary".into(), value: 0 })
         );
         // Reversed, and through a cast.
         let e = lit(0i32).eq(cast(col("atl06_quality_summary"), arrow::datatypes::DataType::Int64));
-        assert!(matches!(recognise(&e, "latitude", "longitude", &ints()), Some(Pushed::Equals { value: 0, .. })));
+        assert!(matches!(recognise(&e, "latitude", "longitude", &ints(), None), Some(Pushed::Equals { value: 0, .. })));
         // Not an integer column the table knows.
-        assert_eq!(recognise(&col("h_li").eq(lit(0i64)), "latitude", "longitude", &ints()), None);
+        assert_eq!(recognise(&col("h_li").eq(lit(0i64)), "latitude", "longitude", &ints(), None), None);
         // Not equality.
-        assert_eq!(recognise(&col("atl06_quality_summary").lt(lit(1i64)), "latitude", "longitude", &ints()), None);
+        assert_eq!(recognise(&col("atl06_quality_summary").lt(lit(1i64)), "latitude", "longitude", &ints(), None), None);
     }
 
     #[test]
@@ -231,13 +240,24 @@ mod tests {
         let parent = udf(&c, "healpix_parent", vec![hash, lit(29i64), lit(6i64)]);
         let e = parent.eq(lit(40_000i64));
         assert_eq!(
-            recognise(&e, "latitude", "longitude", &ints()),
+            recognise(&e, "latitude", "longitude", &ints(), None),
             Some(Pushed::Cell(CellFilter { hash_order: 29, parent_order: 6, parent: 40_000, mode: LatitudeMode::Sphere }))
         );
         // A parent id beyond the order's range is not a cell.
         let hash = udf(&c, "healpix_cell", vec![col("latitude"), col("longitude"), lit(18i64)]);
         let parent = udf(&c, "healpix_parent", vec![hash, lit(18i64), lit(1i64)]);
-        assert_eq!(recognise(&parent.eq(lit(48i64)), "latitude", "longitude", &ints()), None);
+        assert_eq!(recognise(&parent.eq(lit(48i64)), "latitude", "longitude", &ints(), None), None);
+        // The table's per-point cell column stands for the order-18 hash, in its mode.
+        let point = Some(("cell18", LatitudeMode::Authalic));
+        let parent = udf(&c, "healpix_parent", vec![col("cell18"), lit(18i64), lit(6i64)]);
+        assert_eq!(
+            recognise(&parent.clone().eq(lit(40_000i64)), "latitude", "longitude", &ints(), point),
+            Some(Pushed::Cell(CellFilter { hash_order: 18, parent_order: 6, parent: 40_000, mode: LatitudeMode::Authalic }))
+        );
+        // Not without the column, nor with the column's order misstated.
+        assert_eq!(recognise(&parent.eq(lit(40_000i64)), "latitude", "longitude", &ints(), None), None);
+        let parent = udf(&c, "healpix_parent", vec![col("cell18"), lit(20i64), lit(6i64)]);
+        assert_eq!(recognise(&parent.eq(lit(40_000i64)), "latitude", "longitude", &ints(), point), None);
     }
 
     #[test]
@@ -245,7 +265,7 @@ mod tests {
         let c = ctx();
         let m = udf(&c, "morton", vec![col("latitude"), col("longitude"), lit(18i64), lit("authalic")]);
         let parent = udf(&c, "morton_parent", vec![m, lit(6i64)]);
-        let got = recognise(&parent.eq(lit(-4_211_322i64)), "latitude", "longitude", &ints());
+        let got = recognise(&parent.eq(lit(-4_211_322i64)), "latitude", "longitude", &ints(), None);
         let (nested, order) = magg_udfs::morton::to_nested(-4_211_322).unwrap();
         assert_eq!(order, 6);
         assert_eq!(
@@ -255,6 +275,6 @@ mod tests {
         // Wrong columns are not the coordinates.
         let m = udf(&c, "morton", vec![col("longitude"), col("latitude"), lit(18i64)]);
         let parent = udf(&c, "morton_parent", vec![m, lit(6i64)]);
-        assert_eq!(recognise(&parent.eq(lit(-4_211_322i64)), "latitude", "longitude", &ints()), None);
+        assert_eq!(recognise(&parent.eq(lit(-4_211_322i64)), "latitude", "longitude", &ints(), None), None);
     }
 }

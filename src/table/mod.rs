@@ -165,6 +165,8 @@ pub struct GranuleTableOptions {
     /// scans of one run: a granule crosses several parent cells, and after its first
     /// cell the others decode only the latitude/longitude chunks that reach them.
     pub coord_index: Option<Arc<CoordinateIndex>>,
+    /// Latitude convention of the [`POINT_CELL`] column (the pipeline's `output.latitude`).
+    pub cell_mode: magg_udfs::healpix::LatitudeMode,
 }
 
 impl GranuleTableOptions {
@@ -205,6 +207,7 @@ impl GranuleTableOptions {
             prefetch: 2,
             object_store: None,
             coord_index: None,
+            cell_mode: config.latitude_mode().unwrap_or_default(),
         }
     }
 }
@@ -329,6 +332,18 @@ pub struct GranuleTable {
 /// The three columns every granule table has before the data columns.
 pub const META_COLUMNS: [&str; 3] = ["granule", "beam", "row"];
 
+/// The column after the data columns: each point's nested HEALPix cell at order
+/// [`POINT_CELL_ORDER`] (`NULL` for invalid coordinates), in the table's latitude mode.
+/// Queries derive child and parent cells from it with `healpix_parent`, as the reference
+/// derives them from the order-18 morton index, and the scan computes it anyway when it
+/// decides which rows lie in a parent cell: reading it costs nothing there, where
+/// `healpix_cell(latitude, longitude, 18)` in SQL would hash every row a second time.
+/// Absent when a data column already has this name.
+pub const POINT_CELL: &str = "cell18";
+
+/// The order of [`POINT_CELL`].
+pub const POINT_CELL_ORDER: u8 = 18;
+
 impl GranuleTable {
     /// Build the table; the column types come from the first granule that has each
     /// dataset (granules are opened until every type is known).
@@ -391,6 +406,9 @@ impl GranuleTable {
             }
             fields.push(Field::new(&col.name, ty, true));
         }
+        if !options.columns.iter().any(|c| c.name == POINT_CELL) {
+            fields.push(Field::new(POINT_CELL, DataType::UInt64, true));
+        }
         Ok(Self {
             options: Arc::new(options),
             granules,
@@ -408,6 +426,7 @@ impl GranuleTable {
             .fields()
             .iter()
             .skip(META_COLUMNS.len())
+            .take(options.columns.len())
             .filter(|f| f.data_type().is_integer())
             .map(|f| f.name().clone())
             .collect();
@@ -440,8 +459,15 @@ impl GranuleTable {
         &self.options
     }
 
+    /// Index of the [`POINT_CELL`] column in the table schema, when the table has it.
+    fn point_cell_index(&self) -> Option<usize> {
+        let i = META_COLUMNS.len() + self.options.columns.len();
+        (self.schema.fields().get(i).is_some_and(|f| f.name() == POINT_CELL)).then_some(i)
+    }
+
     fn recognise(&self, e: &Expr) -> Option<Pushed> {
-        filter::recognise(e, "latitude", "longitude", &self.int_columns)
+        let point_cell = self.point_cell_index().map(|_| (POINT_CELL, self.options.cell_mode));
+        filter::recognise(e, "latitude", "longitude", &self.int_columns, point_cell)
     }
 }
 
@@ -520,6 +546,7 @@ impl TableProvider for GranuleTable {
             units,
             partitions,
             Arc::clone(&self.metrics),
+            self.point_cell_index(),
         )?;
         Ok(Arc::new(plan))
     }
