@@ -125,6 +125,45 @@ async fn cell_pushdown_returns_exactly_the_brute_force_rows() {
     assert!(!text.contains("FilterExec"), "{text}");
 }
 
+/// `cell18` is `healpix_cell(latitude, longitude, 18)` whichever way the scan computes it:
+/// from the coordinates (no cell filter), handed on from the cell filter's own hashes, or
+/// rehashed when the filter hashed at another order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cell18_equals_the_sql_hash_in_every_scan_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::synth(dir.path(), 2, 4000, 2);
+    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let ctx = ctx(table(paths, |_| {}).await, 2);
+    let c18 = magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 18, Default::default()).unwrap();
+    let (parent, parent29) = (c18 >> 24, magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 29, Default::default()).unwrap() >> 46);
+    let cases = [
+        ("no cell filter", String::new()),
+        ("cell filter on cell18", format!("AND healpix_parent(cell18, 18, 6) = {parent}")),
+        ("cell filter at order 18", format!("AND healpix_parent(healpix_cell(latitude, longitude, 18), 18, 6) = {parent}")),
+        ("cell filter at order 29", format!("AND healpix_parent(healpix_cell(latitude, longitude, 29), 29, 6) = {parent29}")),
+    ];
+    let mut counts = Vec::new();
+    for (what, filter) in &cases {
+        let sql = format!(
+            "SELECT count(*), sum(CASE WHEN cell18 = healpix_cell(latitude, longitude, 18) THEN 1 ELSE 0 END), \
+             count(cell18) FROM atl06 WHERE atl06_quality_summary = 0 {filter}"
+        );
+        let b = rows(&ctx, &sql).await;
+        let n = b[0].column(0).as_primitive::<Int64Type>().value(0);
+        let same = b[0].column(1).as_primitive::<Int64Type>().value(0);
+        let non_null = b[0].column(2).as_primitive::<Int64Type>().value(0);
+        assert!(n > 0, "{what}: no rows");
+        assert_eq!((same, non_null), (n, n), "{what}: cell18 differs from healpix_cell on {} of {n} rows", n - same);
+        counts.push(n);
+    }
+    assert!(counts[1] < counts[0], "the cell holds fewer rows than the granules: {counts:?}");
+    assert_eq!((counts[1], counts[1]), (counts[2], counts[3]), "every spelling of the cell selects the same rows");
+    // With the filter on cell18 the scan applies it: no FilterExec, the cell in the scan.
+    let plan = rows(&ctx, &format!("EXPLAIN SELECT count(*) FROM atl06 WHERE healpix_parent(cell18, 18, 6) = {parent}")).await;
+    let text = arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    assert!(text.contains(&format!("cell=order 6 nested {parent}")) && !text.contains("FilterExec"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_reads_only_the_selected_datasets() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,8 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Under the crate's directory as the test runner reports it when the test runs (cargo
+/// and nextest set `CARGO_MANIFEST_DIR`), not as it was when the binary was built: with
+/// one target dir shared by several clones, cargo may reuse a binary built in another.
 pub fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests/golden")
         .join(name)
 }
