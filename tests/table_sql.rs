@@ -26,6 +26,10 @@ fn ctx(t: Arc<GranuleTable>, partitions: usize) -> datafusion::prelude::SessionC
     ctx
 }
 
+fn paths(out: &magg::synth::SynthOutput) -> Vec<String> {
+    out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+}
+
 async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<arrow::array::RecordBatch> {
     ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
@@ -34,7 +38,7 @@ async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<arrow
 async fn counts_per_beam_match_h5py() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 3, 2500, 1);
-    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let paths = paths(&out);
     let args: Vec<&str> = paths.iter().map(String::as_str).collect();
     let truth: BTreeMap<String, BTreeMap<String, (u64, u64)>> =
         serde_json::from_str(&common::run_python("beam_counts.py", &args)).unwrap();
@@ -68,7 +72,7 @@ async fn counts_per_beam_match_h5py() {
 async fn cell_pushdown_returns_exactly_the_brute_force_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 3, 4000, 2);
-    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let paths = paths(&out);
     let ctx = ctx(table(paths, |_| {}).await, 2);
 
     // Brute force: every row's coordinates, hashed here.
@@ -132,7 +136,7 @@ async fn cell_pushdown_returns_exactly_the_brute_force_rows() {
 async fn cell18_equals_the_sql_hash_in_every_scan_path() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 2, 4000, 2);
-    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let paths = paths(&out);
     let ctx = ctx(table(paths, |_| {}).await, 2);
     let c18 = magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 18, Default::default()).unwrap();
     let (parent, parent29) = (c18 >> 24, magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 29, Default::default()).unwrap() >> 46);
@@ -198,7 +202,7 @@ async fn projection_reads_only_the_selected_datasets() {
 async fn fill_values_become_null_or_drop_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 2, 3000, 4);
-    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let paths = paths(&out);
     let ctx_null = ctx(table(paths.clone(), |_| {}).await, 2);
     let b = rows(&ctx_null, "SELECT count(*), count(h_li), max(h_li) FROM atl06").await;
     let (n, non_null, max) = (
@@ -251,7 +255,7 @@ fn glob_patterns_find_synthetic_granules() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 2, 500, 6);
     let got = granules_from_patterns(&[format!("{}/ATL06_*.h5", dir.path().display())]).unwrap();
-    let mut want: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut want = paths(&out);
     want.sort();
     assert_eq!(got.into_iter().map(|g| g.url).collect::<Vec<_>>(), want);
 }
@@ -260,7 +264,7 @@ fn glob_patterns_find_synthetic_granules() {
 async fn sql_examples_run_and_agree() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::synth(dir.path(), 2, 2000, 7);
-    let paths: Vec<String> = out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let paths = paths(&out);
     let ctx = ctx(table(paths, |_| {}).await, 2);
     let sql_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     let beams = rows(&ctx, &std::fs::read_to_string(sql_dir.join("beam_counts.sql")).unwrap()).await;

@@ -117,7 +117,7 @@ pub(crate) async fn read_planned(
 ) -> Result<Vec<ArrayRef>, H5Error> {
     let url = file.url().to_string();
     let sb = file.parser().superblock();
-    let (base, offset_size, length_size) = (sb.base_address, sb.offset_size, sb.length_size);
+    let (base, offset_size) = (sb.base_address, sb.offset_size);
     let file_size = file.size();
 
     // 1. Validate, and split off string datasets (read through the parser, they are small).
@@ -146,25 +146,13 @@ pub(crate) async fn read_planned(
     let mut walks = Vec::new();
     for (_, r, ranges, e) in &numeric {
         let Some(walk) = index_walk_ranges(&url, file.options(), r, ranges, *e, offset_size)? else { continue };
-        walks.push((r.info.path.clone(), r.info.shape.clone(), r.info.max_shape.clone(), walk));
+        walks.push((Arc::clone(r), walk));
     }
-    let entries: HashMap<String, HashMap<u64, ChunkEntry>> = if walks.is_empty() {
-        HashMap::new()
-    } else {
-        let parser = file.parser().clone();
-        let meta = Arc::clone(file.meta());
-        let url2 = url.clone();
-        super::run_blocking_h5(&url, "/", file.meta(), move || {
-            let mut out = HashMap::with_capacity(walks.len());
-            for (path, shape, max_shape, walk) in walks {
-                let es = collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &shape, max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
-                    .map_err(|e| H5Error::from_parser(&url2, &path, e, meta.take_io_error()))?;
-                out.insert(path, es.into_iter().map(|e| (e.offsets.first().copied().unwrap_or(0), e)).collect());
-            }
-            Ok(out)
-        })
+    let entries: HashMap<String, HashMap<u64, ChunkEntry>> = walk_indexes(file, walks)
         .await?
-    };
+        .into_iter()
+        .map(|(path, es)| (path, es.into_iter().map(|e| (e.offsets.first().copied().unwrap_or(0), e)).collect()))
+        .collect();
 
     // 3. Plan segments and the byte ranges they need.
     let mut fetches = Fetches::default();
@@ -335,23 +323,41 @@ fn index_walk_ranges(
     Ok(Some(IndexWalk { address: *address, dims: dims.clone(), indexing: chunk_indexing.clone(), elem: e, bounds }))
 }
 
+/// Walk the chunk index of every dataset in `walks`, all in one blocking task through the
+/// metadata cache (the wave planner has fetched the nodes already, so the walks are CPU
+/// only, and one task per dataset cost more in thread hand-offs than the walks). Returns
+/// each dataset's path and entries; errors name the dataset.
+async fn walk_indexes(file: &H5File, walks: Vec<(Arc<Resolved>, IndexWalk)>) -> Result<Vec<(String, Vec<ChunkEntry>)>, H5Error> {
+    if walks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sb = file.parser().superblock();
+    let (offset_size, length_size) = (sb.offset_size, sb.length_size);
+    let parser = file.parser().clone();
+    let meta = Arc::clone(file.meta());
+    let url = file.url().to_string();
+    super::run_blocking_h5(file.url(), "/", file.meta(), move || {
+        walks
+            .into_iter()
+            .map(|(r, w)| {
+                let (info, path) = (&r.info, &r.info.path);
+                collect_entries(&parser, w.address, &w.dims, w.indexing.as_ref(), &info.shape, info.max_shape.as_deref(), w.elem, w.bounds, offset_size, length_size)
+                    .map(|es| (path.clone(), es))
+                    .map_err(|e| H5Error::from_parser(&url, path, e, meta.take_io_error()))
+            })
+            .collect()
+    })
+    .await
+}
+
 /// The stored chunks of a chunked 1-D dataset overlapping `sel`, in row order: what a
 /// read of `sel` must fetch and decode. Empty for other layouts and unwritten chunks.
 pub(crate) async fn chunk_extents(file: &H5File, r: Arc<Resolved>, sel: &RowSelection) -> Result<Vec<super::ChunkExtent>, H5Error> {
-    let url = file.url().to_string();
-    let sb = file.parser().superblock();
-    let (base, offset_size, length_size) = (sb.base_address, sb.offset_size, sb.length_size);
+    let base = file.parser().superblock().base_address;
     let Some(walk) = index_walk(file, &r, sel)? else { return Ok(Vec::new()) };
-    let ranges = ranges_of(&url, &r.info.path, sel, r.info.num_rows())?;
-    let c = u64::from(walk.dims.first().copied().unwrap_or(1).max(1));
-    let parser = file.parser().clone();
-    let meta = Arc::clone(file.meta());
-    let (url2, r2) = (url.clone(), Arc::clone(&r));
-    let mut entries = super::run_blocking_h5(&url, &r.info.path, file.meta(), move || {
-        collect_entries(&parser, walk.address, &walk.dims, walk.indexing.as_ref(), &r2.info.shape, r2.info.max_shape.as_deref(), walk.elem, walk.bounds, offset_size, length_size)
-            .map_err(|e| H5Error::from_parser(&url2, &r2.info.path, e, meta.take_io_error()))
-    })
-    .await?;
+    let ranges = ranges_of(file.url(), &r.info.path, sel, r.info.num_rows())?;
+    let (c, elem) = (u64::from(walk.dims.first().copied().unwrap_or(1).max(1)), walk.elem);
+    let mut entries = walk_indexes(file, vec![(Arc::clone(&r), walk)]).await?.pop().map(|(_, es)| es).unwrap_or_default();
     entries.sort_by_key(|e| e.offsets.first().copied().unwrap_or(0));
     Ok(entries
         .into_iter()
@@ -363,7 +369,7 @@ pub(crate) async fn chunk_extents(file: &H5File, r: Arc<Resolved>, sel: &RowSele
                 offset: base + e.address,
                 size: e.size,
                 filter_mask: e.filter_mask,
-                element_size: walk.elem,
+                element_size: elem,
             })
         })
         .collect())

@@ -319,19 +319,15 @@ fn cell_mask(lat: &Float64Array, lon: &Float64Array, cells: &[CellFilter]) -> Ve
     mask
 }
 
-/// Every point's cell at `order` (`u64::MAX` where the coordinates are NULL, not finite
-/// or out of range), the one hashing pass a cell-filtered scan makes.
-/// Membership in `c` of every point, hashing only the points inside its box `b`; and
-/// the points' cells at `c.hash_order` (`u64::MAX` outside the box). A track enters and
-/// leaves the box once or twice per beam, so the points inside form a few long runs:
-/// each run is hashed in place through the vectorised kernel, with no gathered copy.
-fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> (Vec<bool>, Vec<u64>) {
-    let shift = 2 * u32::from(c.hash_order - c.parent_order);
+/// The cells at `c.hash_order` of the points inside the box `b` of `c` (`u64::MAX`
+/// outside it, and for invalid coordinates): only those can be in the cell. A track
+/// enters and leaves the box once or twice per beam, so the points inside form a few long
+/// runs; each run is hashed in place through the vectorised kernel, with no gathered copy.
+fn hash_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &super::bounds::CellBox) -> Vec<u64> {
     let (la, lo) = (lat.values(), lon.values());
     let n = lat.len();
     let no_nulls = lat.null_count() == 0 && lon.null_count() == 0;
     let inside = |i: usize| (no_nulls || (lat.is_valid(i) && lon.is_valid(i))) && lo[i].is_finite() && b.may_contain(la[i], lo[i]);
-    let mut mask = vec![false; n];
     let mut hashes = vec![u64::MAX; n];
     let mut run = Vec::new();
     let mut i = 0;
@@ -346,12 +342,15 @@ fn in_cell_boxed(lat: &Float64Array, lon: &Float64Array, c: &CellFilter, b: &sup
         }
         run.clear();
         hash_into(&la[start..i], &lo[start..i], c.hash_order, c.mode, &mut run);
-        for ((m, h), &x) in mask[start..i].iter_mut().zip(&mut hashes[start..i]).zip(&run) {
-            *m = x != u64::MAX && x >> shift == c.parent;
-            *h = x;
-        }
+        hashes[start..i].copy_from_slice(&run);
     }
-    (mask, hashes)
+    hashes
+}
+
+/// The cells at order [`super::POINT_CELL_ORDER`] of coordinate arrays (`u64::MAX` for
+/// NULL or invalid coordinates).
+fn point_cells_of(url: &str, lat: &ArrayRef, lon: &ArrayRef, mode: magg_udfs::healpix::LatitudeMode) -> Result<Vec<u64>, TableError> {
+    Ok(hash_points(&as_f64(url, lat)?, &as_f64(url, lon)?, super::POINT_CELL_ORDER, mode))
 }
 
 /// The per-point cell column: `NULL` where a point has no cell.
@@ -443,7 +442,6 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let n_meta = super::META_COLUMNS.len();
     let n_data = opts.columns.len();
     let wants_cell = shared.point_cell.is_some_and(|i| shared.projection.contains(&i));
-    let cell_spec = (super::POINT_CELL_ORDER, opts.cell_mode);
     let mut needed: Vec<usize> =
         shared.projection.iter().filter(|&&i| i >= n_meta && i < n_meta + n_data).map(|&i| i - n_meta).collect();
     if wants_cell && shared.cells.is_empty() {
@@ -502,41 +500,28 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
             });
         }
         ScanMetrics::add(&shared.metrics.rows_scanned, expected);
-        // The mask, and every scanned point's cell when the filter hashed at the order
-        // and mode of the per-point cell column (valid at least where the mask is true).
+        // The mask, and every scanned point's cell at the filter's order (valid at least
+        // where the mask is true).
         let (mask, hashes) = if shared.cells.len() == 1 {
             let c = &shared.cells[0];
-            let shift = 2 * u32::from(c.hash_order - c.parent_order);
-            let (mask, hashes) = match (index, &known, shared.cell_box) {
+            let hashes = match (index, &known, shared.cell_box) {
                 // Indexing the beam: every point's cell is needed.
                 (Some(ix), None, _) => {
                     let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
                     ix.insert(url_arc, &group_arc, super::IndexSpec::of(c), file.size(), &lat_info.chunk_row_ranges(), &hashes);
-                    (hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>(), hashes)
+                    hashes
                 }
                 // Only membership: hash just the points inside the cell's box.
-                (_, _, Some(b)) => in_cell_boxed(&lat, &lon, c, &b),
-                (_, _, None) => {
-                    let hashes = hash_points(&lat, &lon, c.hash_order, c.mode);
-                    (hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect::<Vec<bool>>(), hashes)
-                }
+                (_, _, Some(b)) => hash_boxed(&lat, &lon, c, &b),
+                (_, _, None) => hash_points(&lat, &lon, c.hash_order, c.mode),
             };
-            (mask, ((c.hash_order, c.mode) == cell_spec).then_some(hashes))
+            let shift = 2 * u32::from(c.hash_order - c.parent_order);
+            let mask: Vec<bool> = hashes.iter().map(|&h| h != u64::MAX && h >> shift == c.parent).collect();
+            // They are the point cells when the filter hashed at their order and mode.
+            (mask, ((c.hash_order, c.mode) == (super::POINT_CELL_ORDER, opts.cell_mode)).then_some(hashes))
         } else {
             (cell_mask(&lat, &lon, &shared.cells), None)
         };
-        if wants_cell {
-            point_cells = Some(match hashes {
-                Some(h) => h.into_iter().zip(&mask).filter(|(_, m)| **m).map(|(h, _)| h).collect(),
-                None => {
-                    let m = BooleanArray::from(mask.clone());
-                    let pick = |a: &Float64Array| filter(a, &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source });
-                    let (la, lo) = (pick(&lat)?, pick(&lon)?);
-                    let (la, lo) = (as_f64(url, &la)?, as_f64(url, &lo)?);
-                    hash_points(&la, &lo, cell_spec.0, cell_spec.1)
-                }
-            });
-        }
         // Runs of the mask, per scanned range, as absolute rows.
         let mut ranges = Vec::new();
         let mut offset = 0usize;
@@ -548,8 +533,17 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         if ranges.is_empty() {
             return Ok(None);
         }
-        // Keep the coordinates of the selected rows if the output wants them.
         let mask_arr = BooleanArray::from(mask);
+        if wants_cell {
+            point_cells = Some(match hashes {
+                Some(h) => h.into_iter().zip(mask_arr.values()).filter_map(|(h, m)| m.then_some(h)).collect(),
+                None => {
+                    let pick = |a: &ArrayRef| filter(a.as_ref(), &mask_arr).map_err(|source| TableError::Arrow { url: url.to_owned(), source });
+                    point_cells_of(url, &pick(&coords[0])?, &pick(&coords[1])?, opts.cell_mode)?
+                }
+            });
+        }
+        // Keep the coordinates of the selected rows if the output wants them.
         for (idx, arr) in [(0usize, &coords[0]), (1usize, &coords[1])] {
             if needed.contains(&idx) {
                 let f = filter(arr.as_ref(), &mask_arr).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
@@ -604,12 +598,9 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         }
     }
 
-    if wants_cell && point_cells.is_none() {
-        let (la, lo) = match (values.get(&0), values.get(&1)) {
-            (Some(la), Some(lo)) => (as_f64(url, la)?, as_f64(url, lo)?),
-            _ => unreachable!("the coordinates are read when the point cells are wanted"),
-        };
-        point_cells = Some(hash_points(&la, &lo, cell_spec.0, cell_spec.1));
+    if let (true, None, Some(la), Some(lo)) = (wants_cell, &point_cells, values.get(&0), values.get(&1)) {
+        // No cell filter: from the coordinates read above (fill values are NULL by now).
+        point_cells = Some(point_cells_of(url, la, lo, opts.cell_mode)?);
     }
 
     // Step 3: the row mask of pushed equality filters and fill dropping.
