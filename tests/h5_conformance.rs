@@ -89,6 +89,12 @@ fn check_attrs(ctx: &str, got: &[(String, AttrValue)], want: &Value) {
 async fn check_file(libver: &str) {
     let name = format!("conf_{libver}.h5");
     let f = open(&name).await;
+    // The same file read with every decode on the rayon pool (the default decodes small
+    // reads, which all of these are, in the calling task). `f` resolves each dataset
+    // before reading it (one-pipeline path of `read_many`); `f_pool` does not (planner
+    // path).
+    let pooled = ReadOptions { inline_decode_bytes: 0, ..ReadOptions::default() };
+    let f_pool = H5File::open_url(support::fixtures().join(&name).to_str().unwrap(), &StoreOptions::none(), &pooled).await.unwrap();
     let exp = support::expected(&name);
     let datasets = exp["datasets"].as_object().unwrap();
     let mut checked_values = 0usize;
@@ -132,6 +138,8 @@ async fn check_file(libver: &str) {
             let a = f.read(path, RowSelection::All).await.unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(a.null_count(), 0, "{ctx}: fill values must not become nulls");
             assert_eq!(&encode(&a), values.as_array().unwrap(), "{ctx} values");
+            let b = f_pool.read(path, RowSelection::All).await.unwrap_or_else(|e| panic!("{ctx} (decoded on the pool): {e}"));
+            assert_eq!(&encode(&b), values.as_array().unwrap(), "{ctx} values decoded on the pool");
             checked_values += a.len();
             // Row ranges: pick a few ranges that straddle chunk boundaries.
             let n = a.len() as u64;
@@ -210,6 +218,23 @@ async fn chunk_index_kinds_per_libver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_empty_and_unsupported_are_typed() {
     for lv in LIBVERS {
+        // Resolved together, each path gets its own result: a missing dataset does not
+        // fail its neighbours, and the read that follows finds them resolved.
+        let f = open(&format!("conf_{lv}.h5")).await;
+        let paths = ["/gt1l/land_ice_segments/h_li", "/gt3r/land_ice_segments/h_li", "gt1l/land_ice_segments/latitude"].map(String::from);
+        let infos = f.dataset_infos(&paths).await;
+        assert_eq!(infos.len(), 3, "{lv}");
+        assert_eq!(infos[0].as_ref().map(|i| i.data_type.clone()).ok(), Some(DataType::Float32), "{lv}");
+        assert!(matches!(&infos[1], Err(H5Error::NotFound { path, .. }) if path == "/gt3r/land_ice_segments/h_li"), "{lv}: {:?}", infos[1]);
+        assert_eq!(infos[2].as_ref().map(|i| i.path.clone()).ok().as_deref(), Some("/gt1l/land_ice_segments/latitude"), "{lv}");
+        let both = f
+            .read_many(&[("/gt1l/land_ice_segments/h_li".into(), RowSelection::All), ("/gt1l/land_ice_segments/latitude".into(), RowSelection::Ranges(vec![3..9]))])
+            .await
+            .unwrap();
+        assert_eq!((both[0].len(), both[1].len()), (2500, 6), "{lv}");
+        let fresh = open(&format!("conf_{lv}.h5")).await;
+        let lat = fresh.read("/gt1l/land_ice_segments/latitude", RowSelection::Ranges(vec![3..9])).await.unwrap();
+        assert_eq!(encode(&both[1]), encode(&lat), "{lv}: resolved-first and planned reads agree");
         let f = open(&format!("conf_{lv}.h5")).await;
         assert!(!f.exists("/gt3r").await.unwrap(), "{lv}");
         assert!(f.exists("/gt3l/land_ice_segments").await.unwrap(), "{lv}");

@@ -29,11 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use hdf5_reader::error::Error as ParseError;
 use hdf5_reader::storage::{Storage, StorageBuffer};
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::Mutex;
 
 /// One cached block: filled once, waited for by blocking threads ([`OnceLock::wait`]) and
@@ -77,6 +76,8 @@ type Slot = Arc<BlockSlot>;
 pub(crate) struct MetaStorage {
     store: Arc<dyn ObjectStore>,
     location: Path,
+    /// A local file: a batch is read in one blocking task ([`crate::store::get_ranges`]).
+    local: bool,
     size: u64,
     block_size: u64,
     max_concurrency: usize,
@@ -96,6 +97,7 @@ impl MetaStorage {
     pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         location: Path,
+        local: bool,
         size: u64,
         block_size: usize,
         max_concurrency: usize,
@@ -104,6 +106,7 @@ impl MetaStorage {
         Self {
             store,
             location,
+            local,
             size,
             block_size: block_size.max(512) as u64,
             max_concurrency: max_concurrency.max(1),
@@ -219,14 +222,9 @@ impl MetaStorage {
             .iter()
             .map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end)
             .collect();
-        let store = &self.store;
-        let location = &self.location;
-        let result = futures::stream::iter(ranges.into_iter().map(|r| async move {
-            store.get_range(location, r.clone()).await.map(|b| (r, b))
-        }))
-        .buffer_unordered(self.max_concurrency)
-        .try_collect::<Vec<_>>()
-        .await;
+        let result = crate::store::get_ranges(&self.store, &self.location, &ranges, self.local, self.max_concurrency)
+            .await
+            .map(|bodies| ranges.iter().cloned().zip(bodies).collect::<Vec<_>>());
         let out = match result {
             Ok(pieces) => {
                 for (r, bytes) in pieces {

@@ -70,6 +70,10 @@ pub struct ReadOptions {
     pub decode_threads: usize,
     /// Largest decoded chunk accepted, in bytes; guards against corrupt chunk shapes.
     pub max_chunk_bytes: usize,
+    /// A read whose filtered chunks decode to at most this many bytes is decoded in the
+    /// calling task instead of on the rayon pool: for the few chunks of a cell's beam the
+    /// hand-off (two thread wake-ups) cost about as much as the inflate.
+    pub inline_decode_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -80,6 +84,7 @@ impl Default for ReadOptions {
             coalesce_gap: 16 * 1024,
             decode_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_chunk_bytes: 256 * 1024 * 1024,
+            inline_decode_bytes: 512 * 1024,
         }
     }
 }
@@ -243,6 +248,8 @@ struct Inner {
     meta: Arc<MetaStorage>,
     file: Hdf5File,
     size: u64,
+    /// A local file (reads of one wave go to the store as one `get_ranges`).
+    local: bool,
     resolved: Mutex<HashMap<String, Arc<Resolved>>>,
 }
 
@@ -286,9 +293,11 @@ impl H5File {
         let (first, size) = crate::store::get_range_with_size(store.as_ref(), &location, 0..block)
             .await
             .map_err(|e| H5Error::io(url, e))?;
+        let local = crate::store::is_local(url);
         let meta = Arc::new(MetaStorage::new(
             Arc::clone(&store),
             location.clone(),
+            local,
             size,
             options.block_size,
             options.max_concurrency,
@@ -311,6 +320,7 @@ impl H5File {
                 meta,
                 file,
                 size,
+                local,
                 resolved: Mutex::new(HashMap::new()),
             }),
         })
@@ -325,6 +335,11 @@ impl H5File {
     /// The URL given at open.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// Whether the granule is a local file.
+    pub(crate) fn is_local(&self) -> bool {
+        self.inner.local
     }
 
     /// Object size in bytes.
@@ -369,6 +384,15 @@ impl H5File {
         Ok(self.resolve(&norm_path(path)).await?.info.clone())
     }
 
+    /// [`H5File::dataset_info`] of several datasets, resolved together: one metadata
+    /// planner for all of them and one parse on the blocking pool, instead of one of each
+    /// per dataset. One result per path, in order (a missing dataset is `NotFound` for
+    /// that path only).
+    pub async fn dataset_infos(&self, paths: &[String]) -> Vec<Result<DatasetInfo, H5Error>> {
+        let paths: Vec<String> = paths.iter().map(|p| norm_path(p)).collect();
+        self.resolve_many(&paths).await.into_iter().map(|r| r.map(|r| r.info.clone())).collect()
+    }
+
     /// Read rows of the 1-D dataset at `path`.
     pub async fn read(&self, path: &str, rows: RowSelection) -> Result<ArrayRef, H5Error> {
         let mut v = self.read_many(&[(path.to_string(), rows)]).await?;
@@ -381,7 +405,15 @@ impl H5File {
     /// request then runs as its own pipeline (resolve from the cache, fetch the chunks,
     /// decode) as soon as its own metadata is in, so its chunk fetch overlaps the metadata
     /// rounds the others still need.
+    ///
+    /// When every dataset is resolved already (e.g. by [`H5File::dataset_infos`]), the
+    /// requests run as one pipeline instead: one index walk, one fetch wave, one decode.
     pub async fn read_many(&self, requests: &[(String, RowSelection)]) -> Result<Vec<ArrayRef>, H5Error> {
+        let cached: Option<Vec<(Arc<Resolved>, RowSelection)>> =
+            requests.iter().map(|(p, sel)| self.cached_resolved(&norm_path(p)).map(|r| (r, sel.clone()))).collect();
+        if let Some(plan) = cached {
+            return read::read_planned(self, plan).await;
+        }
         let targets: Vec<plan::Target> =
             requests.iter().map(|(p, sel)| plan::Target { path: norm_path(p), rows: Some(sel.clone()) }).collect();
         let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| tokio::sync::oneshot::channel::<()>()).unzip();
@@ -434,6 +466,62 @@ impl H5File {
         }
         plan::warm(self, &[plan::Target { path: path.to_string(), rows: None }], |_| {}).await?;
         self.resolve_cached_metadata(path).await
+    }
+
+    /// Resolve normalised `paths`: the uncached ones warmed by one planner and parsed in
+    /// one blocking task. One result per path.
+    async fn resolve_many(&self, paths: &[String]) -> Vec<Result<Arc<Resolved>, H5Error>> {
+        let mut missing: Vec<String> = paths.iter().filter(|p| self.cached_resolved(p).is_none()).cloned().collect();
+        missing.sort();
+        missing.dedup();
+        let mut errors: HashMap<String, H5Error> = HashMap::new();
+        if !missing.is_empty() {
+            let targets: Vec<plan::Target> = missing.iter().map(|p| plan::Target { path: p.clone(), rows: None }).collect();
+            // A failed batch fetch is reported by the parse below, which fetches on demand.
+            let _ = plan::warm(self, &targets, |_| {}).await;
+            let file = self.inner.file.clone();
+            let url = self.inner.url.clone();
+            let meta = Arc::clone(&self.inner.meta);
+            let parsed = run_blocking_h5(&self.inner.url, "/", &self.inner.meta, move || {
+                Ok(missing
+                    .into_iter()
+                    .map(|p| {
+                        let r = file
+                            .dataset(&p)
+                            .map_err(|e| H5Error::from_parser(&url, &p, e, meta.take_io_error()))
+                            .and_then(|ds| resolve_dataset(&file, &url, Some(&meta), &p, ds));
+                        (p, r)
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await;
+            match parsed {
+                Ok(parsed) => {
+                    let mut cache = self.inner.resolved.lock();
+                    for (p, r) in parsed {
+                        match r {
+                            Ok(r) => {
+                                cache.insert(p, Arc::new(r));
+                            }
+                            Err(e) => {
+                                errors.insert(p, e);
+                            }
+                        }
+                    }
+                }
+                // The task itself failed (a panic outside the per-dataset parse): each
+                // path is resolved on its own below and reports its own error.
+                Err(_) => {}
+            }
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            out.push(match errors.remove(p) {
+                Some(e) => Err(e),
+                None => self.resolve_cached_metadata(p).await,
+            });
+        }
+        out
     }
 
     fn cached_resolved(&self, path: &str) -> Option<Arc<Resolved>> {

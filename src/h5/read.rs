@@ -23,12 +23,10 @@ use arrow::datatypes::{
     UInt16Type, UInt32Type, UInt64Type,
 };
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use hdf5_reader::chunk_index::ChunkEntry;
 use hdf5_reader::messages::datatype::Datatype;
 use hdf5_reader::messages::filter_pipeline::FilterDescription;
 use hdf5_reader::messages::layout::{ChunkIndexing, DataLayout};
-use object_store::ObjectStoreExt;
 
 use super::{H5Error, H5File, Resolved, RowSelection, elem_size, is_undefined, run_blocking};
 
@@ -243,18 +241,27 @@ pub(crate) async fn read_planned(
     // 4. Data wave.
     let fetched = fetch_coalesced(file, &fetches.ranges).await?;
 
-    // 5. Decode on the rayon pool; this task waits without holding a thread.
+    // 5. Decode: a small read here (see `ReadOptions::inline_decode_bytes`), a larger one
+    // on the rayon pool while this task waits without holding a thread.
     let threads = file.options().decode_threads.max(1);
-    let url2 = url.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_all(&url2, reqs, &fetched, threads)));
-        let _ = tx.send(r);
-    });
-    let decoded = match rx.await {
-        Ok(Ok(r)) => r?,
-        Ok(Err(_)) => return Err(H5Error::corrupt(&url, "/", "decoder panicked")),
-        Err(e) => return Err(H5Error::corrupt(&url, "/", format!("decode task failed: {e}"))),
+    let work: usize = reqs
+        .iter()
+        .flat_map(|(_, r)| r.segs.iter().map(move |s| if let Src::Filtered { chunk_rows, .. } = s.src { chunk_rows * r.elem } else { 0 }))
+        .sum();
+    let decoded = if work <= file.options().inline_decode_bytes {
+        decode_all(&url, reqs, &fetched, 1)?
+    } else {
+        let url2 = url.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_all(&url2, reqs, &fetched, threads)));
+            let _ = tx.send(r);
+        });
+        match rx.await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(H5Error::corrupt(&url, "/", "decoder panicked")),
+            Err(e) => return Err(H5Error::corrupt(&url, "/", format!("decode task failed: {e}"))),
+        }
     };
     for (i, arr) in decoded {
         results[i] = Some(arr);
@@ -493,19 +500,9 @@ async fn fetch_coalesced(file: &H5File, ranges: &[Range<u64>]) -> Result<Vec<Byt
         }
         member_of[i] = merged.len() - 1;
     }
-    let store = file.store();
-    let location = file.location();
-    let bodies: Vec<(usize, Bytes)> = futures::stream::iter(merged.iter().cloned().enumerate().map(|(k, r)| async move {
-        store.get_range(location, r).await.map(|b| (k, b))
-    }))
-    .buffer_unordered(file.options().max_concurrency.max(1))
-    .try_collect()
-    .await
-    .map_err(|e| H5Error::io(file.url(), e))?;
-    let mut by_merged: Vec<Bytes> = vec![Bytes::new(); merged.len()];
-    for (k, b) in bodies {
-        by_merged[k] = b;
-    }
+    let by_merged = crate::store::get_ranges(file.store(), file.location(), &merged, file.is_local(), file.options().max_concurrency)
+        .await
+        .map_err(|e| H5Error::io(file.url(), e))?;
     ranges
         .iter()
         .enumerate()
@@ -717,18 +714,43 @@ impl Decoder {
 /// Take rows `lo..lo+rows` of a decoded chunk (shuffled or not) into `dst`, converting
 /// the byte order in the same pass.
 fn finish(chunk: &[u8], chunk_rows: usize, lo: usize, e: usize, shuffle: bool, swap: bool, dst: &mut [u8]) {
-    let rows = dst.len() / e;
     if shuffle && e > 1 {
-        // Plane j holds byte j of every element.
-        for j in 0..e {
-            let plane = &chunk[j * chunk_rows + lo..j * chunk_rows + lo + rows];
-            let jj = if swap { e - 1 - j } else { j };
-            for (d, &b) in dst.chunks_exact_mut(e).zip(plane) {
-                d[jj] = b;
+        match (e, swap) {
+            (2, false) => unshuffle::<2, false>(chunk, chunk_rows, lo, dst),
+            (2, true) => unshuffle::<2, true>(chunk, chunk_rows, lo, dst),
+            (4, false) => unshuffle::<4, false>(chunk, chunk_rows, lo, dst),
+            (4, true) => unshuffle::<4, true>(chunk, chunk_rows, lo, dst),
+            (8, false) => unshuffle::<8, false>(chunk, chunk_rows, lo, dst),
+            (8, true) => unshuffle::<8, true>(chunk, chunk_rows, lo, dst),
+            _ => {
+                let rows = dst.len() / e;
+                for j in 0..e {
+                    let plane = &chunk[j * chunk_rows + lo..j * chunk_rows + lo + rows];
+                    let jj = if swap { e - 1 - j } else { j };
+                    for (d, &b) in dst.chunks_exact_mut(e).zip(plane) {
+                        d[jj] = b;
+                    }
+                }
             }
         }
     } else {
+        let rows = dst.len() / e;
         copy_swap(&chunk[lo * e..(lo + rows) * e], dst, e, swap);
+    }
+}
+
+/// Undo HDF5's shuffle for elements of `E` bytes: plane `j` of the chunk holds byte `j` of
+/// every element. One element is gathered at a time (the planes are read in step, the
+/// output written once), which the compiler keeps in registers for a constant `E`.
+fn unshuffle<const E: usize, const SWAP: bool>(chunk: &[u8], chunk_rows: usize, lo: usize, dst: &mut [u8]) {
+    let rows = dst.len() / E;
+    let planes: [&[u8]; E] = std::array::from_fn(|j| &chunk[j * chunk_rows + lo..j * chunk_rows + lo + rows]);
+    for (i, d) in dst.chunks_exact_mut(E).enumerate() {
+        let mut v = [0u8; E];
+        for j in 0..E {
+            v[if SWAP { E - 1 - j } else { j }] = planes[j][i];
+        }
+        d.copy_from_slice(&v);
     }
 }
 

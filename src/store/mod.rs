@@ -204,6 +204,44 @@ pub fn resolve(url: &str, opts: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, 
     }
 }
 
+/// Whether [`resolve`] maps `url` to a local file (a path or `file://`).
+pub fn is_local(url: &str) -> bool {
+    url.split_once("://").is_none_or(|(scheme, _)| scheme.eq_ignore_ascii_case("file"))
+}
+
+/// Fetch `ranges` of `location` (already merged by the caller), in the same order.
+///
+/// A local file is read in one blocking task through [`ObjectStore::get_ranges`], which
+/// opens it once: one `get_range` per range costs two blocking-pool hand-offs and an
+/// `open` + `stat` each, which on a 30-granule cell was 1,256 opens for 1,156 reads.
+/// Remote stores get one request per range, at most `concurrency` in flight (their
+/// `get_ranges` would re-coalesce with its own, much larger gap).
+pub(crate) async fn get_ranges(
+    store: &Arc<dyn ObjectStore>,
+    location: &Path,
+    ranges: &[std::ops::Range<u64>],
+    local: bool,
+    concurrency: usize,
+) -> object_store::Result<Vec<bytes::Bytes>> {
+    use futures::{StreamExt, TryStreamExt};
+    use object_store::ObjectStoreExt;
+    if local || ranges.len() <= 1 {
+        return match ranges {
+            [] => Ok(Vec::new()),
+            [one] => Ok(vec![store.get_range(location, one.clone()).await?]),
+            _ => store.get_ranges(location, ranges).await,
+        };
+    }
+    let mut bodies: Vec<(usize, bytes::Bytes)> = futures::stream::iter(ranges.iter().cloned().enumerate().map(|(k, r)| async move {
+        store.get_range(location, r).await.map(|b| (k, b))
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .try_collect()
+    .await?;
+    bodies.sort_unstable_by_key(|(k, _)| *k);
+    Ok(bodies.into_iter().map(|(_, b)| b).collect())
+}
+
 /// A local file: the store is rooted at `/` and the path is absolute, so a missing file is
 /// reported when it is opened (as `NotFound`), not here.
 fn local(url: &str, p: &std::path::Path) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {

@@ -423,21 +423,6 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let file = open(shared, url_arc).await?;
     let granule_err = |source: H5Error| TableError::Granule { url: url.to_owned(), source };
 
-    // An absent beam (the latitude dataset is missing) is empty, not an error: real
-    // granules lack beams that were off or over the ocean.
-    let lat_col = &opts.columns[0];
-    let lon_col = &opts.columns[1];
-    let lat_path = lat_col.path(group);
-    let lat_info = match file.dataset_info(&lat_path).await {
-        Ok(info) => info,
-        Err(H5Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(granule_err(e)),
-    };
-    let n_rows = lat_info.shape.first().copied().unwrap_or(0);
-    if n_rows == 0 {
-        return Ok(None);
-    }
-
     // Data columns the output or a pushed filter needs, by index into opts.columns.
     let n_meta = super::META_COLUMNS.len();
     let n_data = opts.columns.len();
@@ -460,6 +445,31 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         }
     }
 
+    // Every dataset the beam may read is resolved up front, together (one metadata
+    // planner and one parse for the beam instead of one per dataset); the reads below
+    // then find them cached. An absent beam (the latitude dataset is missing) is empty,
+    // not an error: real granules lack beams that were off or over the ocean. Errors of
+    // the other datasets are reported where they are read, after it is known whether the
+    // beam has rows here.
+    let lat_col = &opts.columns[0];
+    let lon_col = &opts.columns[1];
+    let lat_path = lat_col.path(group);
+    let mut paths = vec![lat_path.clone(), lon_col.path(group)];
+    paths.extend(needed.iter().filter(|&&i| i > 1).map(|&i| opts.columns[i].path(group)));
+    // With a coordinate index, the latitude's row count first: the index may say the beam
+    // has nothing in the cell, and then no other dataset is looked at.
+    let index = opts.coord_index.as_ref().filter(|_| shared.cells.len() == 1);
+    let first = if index.is_some() { &paths[..1] } else { &paths[..] };
+    let lat_info = match file.dataset_infos(first).await.swap_remove(0) {
+        Ok(info) => info,
+        Err(H5Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(granule_err(e)),
+    };
+    let n_rows = lat_info.shape.first().copied().unwrap_or(0);
+    if n_rows == 0 {
+        return Ok(None);
+    }
+
     // Step 1: with a cell filter, coordinates decide which rows (and so chunks) to read.
     let mut values: HashMap<usize, ArrayRef> = HashMap::new();
     let mut point_cells: Option<Vec<u64>> = None;
@@ -470,23 +480,19 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         // Rows worth decoding: every row, or only the chunks the run's coordinate index
         // says reach the cell (none: the beam is done without reading anything).
         let group_arc: Arc<str> = Arc::from(group);
-        let index = opts.coord_index.as_ref().filter(|_| shared.cells.len() == 1);
         let known = index.and_then(|ix| ix.chunks_touching(url_arc, &group_arc, &shared.cells[0], file.size(), n_rows));
         let scan: Vec<Range<u64>> = known.clone().unwrap_or_else(|| vec![0..n_rows]);
         if scan.is_empty() {
             return Ok(None);
         }
+        if index.is_some() {
+            // The rest of the beam's datasets (results are cached; errors come back when
+            // they are read).
+            file.dataset_infos(&paths[1..]).await;
+        }
         let sel = if known.is_none() { RowSelection::All } else { RowSelection::Ranges(scan.clone()) };
-        // The other datasets' headers are resolved while the coordinates are fetched, so
-        // step 2 starts with its chunk reads instead of another metadata wave. Errors are
-        // left for step 2 to report, after it is known whether the beam has rows here.
-        let later: Vec<String> = needed.iter().filter(|&&i| i > 1).map(|&i| opts.columns[i].path(group)).collect();
         let coord_requests = [(lat_path.clone(), sel.clone()), (lon_col.path(group), sel)];
-        let (coords, _) = futures::join!(
-            file.read_many(&coord_requests),
-            futures::future::join_all(later.iter().map(|p| file.dataset_info(p)))
-        );
-        let coords = coords.map_err(granule_err)?;
+        let coords = file.read_many(&coord_requests).await.map_err(granule_err)?;
         let lat = as_f64(url, &coords[0])?;
         let lon = as_f64(url, &coords[1])?;
         let expected: u64 = scan.iter().map(|r| r.end - r.start).sum();
