@@ -89,11 +89,11 @@ fn check_attrs(ctx: &str, got: &[(String, AttrValue)], want: &Value) {
 async fn check_file(libver: &str) {
     let name = format!("conf_{libver}.h5");
     let f = open(&name).await;
-    // The same file read with every decode on the rayon pool (the default decodes small
-    // reads, which all of these are, in the calling task). `f` resolves each dataset
-    // before reading it (one-pipeline path of `read_many`); `f_pool` does not (planner
-    // path).
-    let pooled = ReadOptions { inline_decode_bytes: 0, ..ReadOptions::default() };
+    // The same file read another way: `f` (defaults) reads local metadata on demand,
+    // resolves each dataset before reading it (the one-pipeline path of `read_many`) and
+    // decodes these small reads in the calling task; `f_pool` runs the metadata planner,
+    // reads without resolving first, and decodes every read on the rayon pool.
+    let pooled = ReadOptions { inline_decode_bytes: 0, plan_local_metadata: true, ..ReadOptions::default() };
     let f_pool = H5File::open_url(support::fixtures().join(&name).to_str().unwrap(), &StoreOptions::none(), &pooled).await.unwrap();
     let exp = support::expected(&name);
     let datasets = exp["datasets"].as_object().unwrap();
@@ -267,28 +267,31 @@ async fn truncated_files_are_typed_errors_never_wrong_values() {
         let p = dir.path().join(format!("cut{i}.h5"));
         std::fs::write(&p, &src[..cut]).unwrap();
         let url = p.to_str().unwrap().to_string();
-        let mut errors = 0;
-        let f = match H5File::open_url(&url, &StoreOptions::none(), &ReadOptions::default()).await {
-            Ok(f) => f,
-            Err(e) => {
-                assert!(e.to_string().contains(&url), "{e}");
-                assert!(cut < 5000, "{url}: {e}");
-                continue;
-            }
-        };
-        for (path, want) in exp["datasets"].as_object().unwrap() {
-            let Some(values) = want.get("values") else { continue };
-            match f.read(path, RowSelection::All).await {
-                Ok(a) => assert_eq!(&encode(&a), values.as_array().unwrap(), "{url} {path}: wrong values from a truncated file"),
+        // With and without the metadata planner (local files skip it by default).
+        for opts in [ReadOptions::default(), ReadOptions { plan_local_metadata: true, ..ReadOptions::default() }] {
+            let mut errors = 0;
+            let f = match H5File::open_url(&url, &StoreOptions::none(), &opts).await {
+                Ok(f) => f,
                 Err(e) => {
-                    errors += 1;
-                    assert!(e.to_string().contains(&url) && e.to_string().contains(path.as_str()), "{e}");
-                    assert!(matches!(e, H5Error::Corrupt { .. } | H5Error::NotFound { .. }), "{e:?}");
+                    assert!(e.to_string().contains(&url), "{e}");
+                    assert!(cut < 5000, "{url}: {e}");
+                    continue;
+                }
+            };
+            for (path, want) in exp["datasets"].as_object().unwrap() {
+                let Some(values) = want.get("values") else { continue };
+                match f.read(path, RowSelection::All).await {
+                    Ok(a) => assert_eq!(&encode(&a), values.as_array().unwrap(), "{url} {path}: wrong values from a truncated file"),
+                    Err(e) => {
+                        errors += 1;
+                        assert!(e.to_string().contains(&url) && e.to_string().contains(path.as_str()), "{e}");
+                        assert!(matches!(e, H5Error::Corrupt { .. } | H5Error::NotFound { .. }), "{e:?}");
+                    }
                 }
             }
-        }
-        if cut <= src.len() / 2 {
-            assert!(errors > 0, "{url}: truncated to {cut} of {} bytes yet every read succeeded", src.len());
+            if cut <= src.len() / 2 {
+                assert!(errors > 0, "{url}: truncated to {cut} of {} bytes yet every read succeeded", src.len());
+            }
         }
     }
 }

@@ -76,8 +76,10 @@ type Slot = Arc<BlockSlot>;
 pub(crate) struct MetaStorage {
     store: Arc<dyn ObjectStore>,
     location: Path,
-    /// A local file: a batch is read in one blocking task ([`crate::store::get_ranges`]).
-    local: bool,
+    /// The file's path when it is local: a batch is read in one blocking task
+    /// ([`crate::store::get_ranges`]), and a parser miss (already on a blocking thread)
+    /// reads it directly.
+    local: Option<std::path::PathBuf>,
     size: u64,
     block_size: u64,
     max_concurrency: usize,
@@ -97,7 +99,7 @@ impl MetaStorage {
     pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         location: Path,
-        local: bool,
+        local: Option<std::path::PathBuf>,
         size: u64,
         block_size: usize,
         max_concurrency: usize,
@@ -201,8 +203,13 @@ impl MetaStorage {
                 mine.iter().map(|m| m.0).collect::<Vec<_>>()
             );
         }
-        // Runs only on blocking-pool threads (see the module docs).
-        if let Err(e) = self.handle.block_on(self.fetch_runs(mine)) {
+        // Runs only on blocking-pool threads (see the module docs), so a local file is
+        // read right here instead of through another blocking task.
+        let result = match &self.local {
+            Some(path) => self.deliver(mine, read_local(path, &self.runs(mine))),
+            None => self.handle.block_on(self.fetch_runs(mine)),
+        };
+        if let Err(e) = result {
             self.io_error.lock().get_or_insert(e);
         }
     }
@@ -211,6 +218,15 @@ impl MetaStorage {
     /// `max_concurrency` requests in flight) and fill their slots. On failure every slot
     /// of `mine` is filled with the error and forgotten, so a later read may retry it.
     async fn fetch_runs(&self, mine: &[(u64, Slot)]) -> Result<(), object_store::Error> {
+        let ranges = self.runs(mine);
+        let result = crate::store::get_ranges(&self.store, &self.location, &ranges, self.local.is_some(), self.max_concurrency)
+            .await
+            .map(|bodies| ranges.iter().cloned().zip(bodies).collect::<Vec<_>>());
+        self.deliver(mine, result)
+    }
+
+    /// The byte ranges of `mine`'s blocks, adjacent blocks merged.
+    fn runs(&self, mine: &[(u64, Slot)]) -> Vec<Range<u64>> {
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (b, _) in mine {
             match runs.last_mut() {
@@ -218,13 +234,11 @@ impl MetaStorage {
                 _ => runs.push((*b, *b)),
             }
         }
-        let ranges: Vec<Range<u64>> = runs
-            .iter()
-            .map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end)
-            .collect();
-        let result = crate::store::get_ranges(&self.store, &self.location, &ranges, self.local, self.max_concurrency)
-            .await
-            .map(|bodies| ranges.iter().cloned().zip(bodies).collect::<Vec<_>>());
+        runs.iter().map(|(a, z)| self.block_range(*a).start..self.block_range(*z).end).collect()
+    }
+
+    /// Fill the slots of `mine` from the fetched `(range, bytes)` pieces, or with the error.
+    fn deliver(&self, mine: &[(u64, Slot)], result: Result<Vec<(Range<u64>, Bytes)>, object_store::Error>) -> Result<(), object_store::Error> {
         let out = match result {
             Ok(pieces) => {
                 for (r, bytes) in pieces {
@@ -371,6 +385,22 @@ impl MetaStorage {
         }
         Ok(StorageBuffer::from_vec(out))
     }
+}
+
+/// Read `ranges` of the local file at `path` (on a blocking thread).
+fn read_local(path: &std::path::Path, ranges: &[Range<u64>]) -> Result<Vec<(Range<u64>, Bytes)>, object_store::Error> {
+    use std::io::{Read, Seek, SeekFrom};
+    let err = |e: std::io::Error| object_store::Error::Generic { store: "LocalFileSystem", source: format!("{}: {e}", path.display()).into() };
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    ranges
+        .iter()
+        .map(|r| {
+            let mut buf = vec![0u8; (r.end - r.start) as usize];
+            file.seek(SeekFrom::Start(r.start)).map_err(err)?;
+            file.read_exact(&mut buf).map_err(err)?;
+            Ok((r.clone(), Bytes::from(buf)))
+        })
+        .collect()
 }
 
 impl Storage for MetaStorage {

@@ -70,6 +70,10 @@ pub struct ReadOptions {
     pub decode_threads: usize,
     /// Largest decoded chunk accepted, in bytes; guards against corrupt chunk shapes.
     pub max_chunk_bytes: usize,
+    /// Run the metadata wave planner (`plan.rs`) for local files too. Off by default: on
+    /// a local file a cache miss costs one `pread`, less than the planner's dry runs; the
+    /// tests turn it on to exercise the planner on local fixtures.
+    pub plan_local_metadata: bool,
     /// A read whose filtered chunks decode to at most this many bytes is decoded in the
     /// calling task instead of on the rayon pool: for the few chunks of a cell's beam the
     /// hand-off (two thread wake-ups) cost about as much as the inflate.
@@ -85,6 +89,7 @@ impl Default for ReadOptions {
             decode_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_chunk_bytes: 256 * 1024 * 1024,
             inline_decode_bytes: 512 * 1024,
+            plan_local_metadata: false,
         }
     }
 }
@@ -289,15 +294,26 @@ impl H5File {
         url: &str,
         options: &ReadOptions,
     ) -> Result<H5File, H5Error> {
+        Self::open_in(store, location, url, options, None).await
+    }
+
+    /// [`H5File::open`]; `local` is the file's path when `store` is the local file system
+    /// (set only by [`H5File::open_url`], which chose the store).
+    async fn open_in(
+        store: Arc<dyn ObjectStore>,
+        location: Path,
+        url: &str,
+        options: &ReadOptions,
+        local: Option<std::path::PathBuf>,
+    ) -> Result<H5File, H5Error> {
         let block = options.block_size.max(512) as u64;
         let (first, size) = crate::store::get_range_with_size(store.as_ref(), &location, 0..block)
             .await
             .map_err(|e| H5Error::io(url, e))?;
-        let local = crate::store::is_local(url);
         let meta = Arc::new(MetaStorage::new(
             Arc::clone(&store),
             location.clone(),
-            local,
+            local.clone(),
             size,
             options.block_size,
             options.max_concurrency,
@@ -320,7 +336,7 @@ impl H5File {
                 meta,
                 file,
                 size,
-                local,
+                local: local.is_some(),
                 resolved: Mutex::new(HashMap::new()),
             }),
         })
@@ -329,7 +345,7 @@ impl H5File {
     /// Resolve `url` with [`crate::store::resolve`] and open it.
     pub async fn open_url(url: &str, store_opts: &StoreOptions, options: &ReadOptions) -> Result<H5File, H5Error> {
         let (store, location) = crate::store::resolve(url, store_opts)?;
-        Self::open(store, location, url, options).await
+        Self::open_in(store, location, url, options, crate::store::local_path(url)).await
     }
 
     /// The URL given at open.
@@ -495,23 +511,20 @@ impl H5File {
                     .collect::<Vec<_>>())
             })
             .await;
-            match parsed {
-                Ok(parsed) => {
-                    let mut cache = self.inner.resolved.lock();
-                    for (p, r) in parsed {
-                        match r {
-                            Ok(r) => {
-                                cache.insert(p, Arc::new(r));
-                            }
-                            Err(e) => {
-                                errors.insert(p, e);
-                            }
+            // If the task itself failed (a panic outside the per-dataset parse), each path
+            // is resolved on its own below and reports its own error.
+            if let Ok(parsed) = parsed {
+                let mut cache = self.inner.resolved.lock();
+                for (p, r) in parsed {
+                    match r {
+                        Ok(r) => {
+                            cache.insert(p, Arc::new(r));
+                        }
+                        Err(e) => {
+                            errors.insert(p, e);
                         }
                     }
                 }
-                // The task itself failed (a panic outside the per-dataset parse): each
-                // path is resolved on its own below and reports its own error.
-                Err(_) => {}
             }
         }
         let mut out = Vec::with_capacity(paths.len());

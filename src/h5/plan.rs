@@ -120,6 +120,11 @@ impl Storage for ProbeView {
 /// read path's demand misses. Errors are the store's (a failed batch fetch).
 pub(crate) async fn warm(file: &H5File, targets: &[Target], mut ready: impl FnMut(usize)) -> Result<(), H5Error> {
     let mut pending: Vec<usize> = (0..targets.len()).collect();
+    if file.is_local() && !file.options().plan_local_metadata {
+        // A local miss is one read on the parser's thread: cheaper than planning it.
+        pending.drain(..).for_each(&mut ready);
+        return Ok(());
+    }
     let mut last: Option<BTreeSet<u64>> = None;
     for _ in 0..MAX_ROUNDS {
         if pending.is_empty() {

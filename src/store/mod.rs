@@ -204,9 +204,13 @@ pub fn resolve(url: &str, opts: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, 
     }
 }
 
-/// Whether [`resolve`] maps `url` to a local file (a path or `file://`).
-pub fn is_local(url: &str) -> bool {
-    url.split_once("://").is_none_or(|(scheme, _)| scheme.eq_ignore_ascii_case("file"))
+/// The file [`resolve`] maps `url` to, when it is a local path or `file://` URL.
+pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    match url.split_once("://") {
+        None => std::path::absolute(url).ok(),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => url::Url::parse(url).ok()?.to_file_path().ok(),
+        Some(_) => None,
+    }
 }
 
 /// Fetch `ranges` of `location` (already merged by the caller), in the same order.
@@ -424,6 +428,12 @@ mod tests {
         assert!(s.to_string().contains("bucket"), "{s}");
         let (_, p) = resolve("https://example.com/data/g.h5", &StoreOptions::none()).unwrap();
         assert_eq!(p.as_ref(), "data/g.h5");
+        // The local file behind a URL, exactly when resolve picks the local store.
+        assert_eq!(local_path("/tmp/a/b.h5"), Some("/tmp/a/b.h5".into()));
+        assert_eq!(local_path("file:///tmp/x.h5"), Some("/tmp/x.h5".into()));
+        assert_eq!(local_path("rel/c.h5"), Some(std::env::current_dir().unwrap().join("rel/c.h5")));
+        assert_eq!(local_path("s3://bucket/a.h5"), None);
+        assert_eq!(local_path("https://example.com/data/g.h5"), None);
     }
 
     #[test]
