@@ -30,6 +30,12 @@ fn paths(out: &magg::synth::SynthOutput) -> Vec<String> {
     out.granules.iter().map(|p| p.to_string_lossy().into_owned()).collect()
 }
 
+/// A session over `granules` synthetic granules of `rows` rows per beam written to `dir`.
+async fn synth_ctx(dir: &std::path::Path, granules: usize, rows: usize, seed: u64) -> datafusion::prelude::SessionContext {
+    let out = common::synth(dir, granules, rows, seed);
+    ctx(table(paths(&out), |_| {}).await, 2)
+}
+
 async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<arrow::array::RecordBatch> {
     ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
@@ -71,9 +77,7 @@ async fn counts_per_beam_match_h5py() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cell_pushdown_returns_exactly_the_brute_force_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::synth(dir.path(), 3, 4000, 2);
-    let paths = paths(&out);
-    let ctx = ctx(table(paths, |_| {}).await, 2);
+    let ctx = synth_ctx(dir.path(), 3, 4000, 2).await;
 
     // Brute force: every row's coordinates, hashed here.
     let all = rows(&ctx, "SELECT granule, beam, row, latitude, longitude FROM atl06").await;
@@ -135,9 +139,7 @@ async fn cell_pushdown_returns_exactly_the_brute_force_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cell18_equals_the_sql_hash_in_every_scan_path() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::synth(dir.path(), 2, 4000, 2);
-    let paths = paths(&out);
-    let ctx = ctx(table(paths, |_| {}).await, 2);
+    let ctx = synth_ctx(dir.path(), 2, 4000, 2).await;
     let c18 = magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 18, Default::default()).unwrap();
     let (parent, parent29) = (c18 >> 24, magg_udfs::healpix::cell(common::THROUGH.0, common::THROUGH.1, 29, Default::default()).unwrap() >> 46);
     let cases = [
@@ -263,9 +265,7 @@ fn glob_patterns_find_synthetic_granules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_examples_run_and_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::synth(dir.path(), 2, 2000, 7);
-    let paths = paths(&out);
-    let ctx = ctx(table(paths, |_| {}).await, 2);
+    let ctx = synth_ctx(dir.path(), 2, 2000, 7).await;
     let sql_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     let beams = rows(&ctx, &std::fs::read_to_string(sql_dir.join("beam_counts.sql")).unwrap()).await;
     let quality = rows(&ctx, &std::fs::read_to_string(sql_dir.join("quality_report.sql")).unwrap()).await;

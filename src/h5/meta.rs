@@ -121,6 +121,11 @@ impl MetaStorage {
         }
     }
 
+    /// Whether the object is a local file.
+    pub(crate) fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
     /// Seed the cache with bytes fetched at `offset` (the prefix read at open). Only whole
     /// blocks (or the file's last, short block) are kept.
     pub(crate) fn seed(&self, offset: u64, bytes: &Bytes) {

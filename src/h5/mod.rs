@@ -253,8 +253,6 @@ struct Inner {
     meta: Arc<MetaStorage>,
     file: Hdf5File,
     size: u64,
-    /// A local file (reads of one wave go to the store as one `get_ranges`).
-    local: bool,
     resolved: Mutex<HashMap<String, Arc<Resolved>>>,
 }
 
@@ -313,7 +311,7 @@ impl H5File {
         let meta = Arc::new(MetaStorage::new(
             Arc::clone(&store),
             location.clone(),
-            local.clone(),
+            local,
             size,
             options.block_size,
             options.max_concurrency,
@@ -336,7 +334,6 @@ impl H5File {
                 meta,
                 file,
                 size,
-                local: local.is_some(),
                 resolved: Mutex::new(HashMap::new()),
             }),
         })
@@ -355,7 +352,7 @@ impl H5File {
 
     /// Whether the granule is a local file.
     pub(crate) fn is_local(&self) -> bool {
-        self.inner.local
+        self.inner.meta.is_local()
     }
 
     /// Object size in bytes.
@@ -480,8 +477,8 @@ impl H5File {
         if let Some(r) = self.cached_resolved(path) {
             return Ok(r);
         }
-        plan::warm(self, &[plan::Target { path: path.to_string(), rows: None }], |_| {}).await?;
-        self.resolve_cached_metadata(path).await
+        let mut one = self.resolve_many(&[path.to_string()]).await;
+        one.pop().unwrap_or_else(|| Err(H5Error::corrupt(&self.inner.url, path, "dataset not resolved")))
     }
 
     /// Resolve normalised `paths`: the uncached ones warmed by one planner and parsed in
@@ -502,10 +499,7 @@ impl H5File {
                 Ok(missing
                     .into_iter()
                     .map(|p| {
-                        let r = file
-                            .dataset(&p)
-                            .map_err(|e| H5Error::from_parser(&url, &p, e, meta.take_io_error()))
-                            .and_then(|ds| resolve_dataset(&file, &url, Some(&meta), &p, ds));
+                        let r = parse_dataset(&file, &url, &meta, &p);
                         (p, r)
                     })
                     .collect::<Vec<_>>())
@@ -550,13 +544,7 @@ impl H5File {
         let url = self.inner.url.clone();
         let meta = Arc::clone(&self.inner.meta);
         let p = path.to_string();
-        let r = run_blocking_h5(&self.inner.url, path, &self.inner.meta, move || {
-            let ds = file
-                .dataset(&p)
-                .map_err(|e| H5Error::from_parser(&url, &p, e, meta.take_io_error()))?;
-            resolve_dataset(&file, &url, Some(&meta), &p, ds)
-        })
-        .await?;
+        let r = run_blocking_h5(&self.inner.url, path, &self.inner.meta, move || parse_dataset(&file, &url, &meta, &p)).await?;
         let r = Arc::new(r);
         self.inner.resolved.lock().insert(path.to_string(), Arc::clone(&r));
         Ok(r)
@@ -670,6 +658,12 @@ pub(crate) fn is_undefined(addr: u64, offset_size: u8) -> bool {
 /// Build the read-side description of a dataset from its parsed header.
 /// `meta` is the cache whose recorded store error explains a parser I/O error (`None` for
 /// the planner's dry runs, whose misses are not errors).
+/// Open and resolve the dataset at `path` (blocking: misses fetch on demand).
+fn parse_dataset(file: &Hdf5File, url: &str, meta: &Arc<MetaStorage>, path: &str) -> Result<Resolved, H5Error> {
+    let ds = file.dataset(path).map_err(|e| H5Error::from_parser(url, path, e, meta.take_io_error()))?;
+    resolve_dataset(file, url, Some(meta), path, ds)
+}
+
 fn resolve_dataset(
     file: &Hdf5File,
     url: &str,
