@@ -284,3 +284,42 @@ async fn sql_examples_run_and_agree() {
     let cells: usize = agg.iter().map(|b| b.num_rows()).sum();
     assert!(cells > 100, "{cells} order-12 cells");
 }
+
+/// The default config's three quantiles of `h_li` compile to elements of one `quantiles`
+/// call that DataFusion plans as one aggregate, and give, cell for cell, bit for bit what
+/// three `quantile` calls give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_quantiles_plan_one_state_and_equal_separate_quantiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = synth_ctx(dir.path(), 2, 4000, 5).await;
+    let compiled = PipelineConfig::atl06().compile().unwrap();
+    let sql = compiled.cell_sql(None);
+    assert!(sql.contains("quantiles(\"h_li\", 0.25, 0.5, 0.75)[2] AS \"h_q50\""), "{sql}");
+    let plan = rows(&ctx, &format!("EXPLAIN {sql}")).await;
+    let text = arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    let aggregates: Vec<&str> = text.lines().filter(|l| l.contains("AggregateExec") && l.contains("mode=Partial")).collect();
+    assert_eq!(aggregates.len(), 1, "{text}");
+    assert_eq!(aggregates[0].matches("quantiles(").count(), 1, "one quantiles state: {}", aggregates[0]);
+
+    let q = |col: &str| {
+        format!(
+            "SELECT {cell} AS cell, {col} FROM atl06 WHERE atl06_quality_summary = 0 GROUP BY 1 ORDER BY 1",
+            cell = compiled.cell_expr(compiled.child_order)
+        )
+    };
+    let shared = rows(&ctx, &q("quantiles(h_li, 0.25, 0.5, 0.75)[1], quantiles(h_li, 0.25, 0.5, 0.75)[2], quantiles(h_li, 0.25, 0.5, 0.75)[3]")).await;
+    let separate = rows(&ctx, &q("quantile(h_li, 0.25), quantile(h_li, 0.5), quantile(h_li, 0.75)")).await;
+    let bits = |batches: &[arrow::array::RecordBatch]| -> Vec<(u64, [u64; 3])> {
+        let mut out = Vec::new();
+        for b in batches {
+            for i in 0..b.num_rows() {
+                let v = |c: usize| b.column(c).as_primitive::<Float64Type>().value(i).to_bits();
+                out.push((b.column(0).as_primitive::<UInt64Type>().value(i), [v(1), v(2), v(3)]));
+            }
+        }
+        out
+    };
+    let (shared, separate) = (bits(&shared), bits(&separate));
+    assert!(shared.len() > 100, "{} cells", shared.len());
+    assert_eq!(shared, separate);
+}

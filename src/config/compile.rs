@@ -120,6 +120,8 @@ impl PipelineConfig {
     pub fn compile(&self) -> Result<CompiledPipeline, ConfigError> {
         let columns = self.variable_names();
         let mut variables = Vec::new();
+        // (variable index, source column, q) of every `quantile` function.
+        let mut quantiles = Vec::new();
         for (name, spec) in &self.aggregation.variables {
             let key = format!("aggregation.variables.{name}");
             let dtype_name = spec.dtype.as_deref().unwrap_or("float32");
@@ -142,10 +144,18 @@ impl PipelineConfig {
                         .map_err(|e| self.invalid(format!("{key}.expression"), e.to_string()))?
                         .sql
                 }
-                (Some(function), None) => self.function_sql(&key, function, spec, &columns)?,
+                (Some(function), None) => match self.function_sql(&key, function, spec, &columns)? {
+                    Aggregate::Sql(sql) => sql,
+                    Aggregate::Quantile { source, q } => {
+                        let sql = format!("quantile({source}, {q:?})");
+                        quantiles.push((variables.len(), source, q));
+                        sql
+                    }
+                },
             };
             variables.push(CompiledVariable { name: name.clone(), sql, data_type, fill_value });
         }
+        share_quantile_states(&mut variables, &quantiles);
         let quality_predicate = self
             .data_source
             .quality_filter
@@ -189,7 +199,7 @@ impl PipelineConfig {
         function: &str,
         spec: &super::VariableSpec,
         columns: &[String],
-    ) -> Result<String, ConfigError> {
+    ) -> Result<Aggregate, ConfigError> {
         let bare = function
             .strip_prefix("np.")
             .or_else(|| function.strip_prefix("numpy."))
@@ -236,7 +246,7 @@ impl PipelineConfig {
                 Some(other) => Err(self.invalid(format!("{key}.params.{name}"), format!("got {other:?}, expected a number"))),
             }
         };
-        let quantile = |scale: f64| -> Result<String, ConfigError> {
+        let quantile = |scale: f64| -> Result<Aggregate, ConfigError> {
             let src = needs_source()?;
             let q = number("q")?.ok_or_else(|| {
                 self.invalid(format!("{key}.params.q"), format!("{function} needs params.q"))
@@ -248,7 +258,7 @@ impl PipelineConfig {
                     format!("got {q}, expected 0..={}", if scale == 1.0 { "1" } else { "100" }),
                 ));
             }
-            Ok(format!("quantile({src}, {frac:?})"))
+            Ok(Aggregate::Quantile { source: src, q: frac })
         };
         // `np_var(x)` / `np_std(x)`, or with numpy's `ddof` as their second argument.
         let moments = |udaf: &str| -> Result<String, ConfigError> {
@@ -259,7 +269,13 @@ impl PipelineConfig {
                 Some(d) => Err(self.invalid(format!("{key}.params.ddof"), format!("got {d}, expected 0 or 1"))),
             }
         };
-        Ok(match bare {
+        if let "quantile" | "nanquantile" = bare {
+            return quantile(1.0);
+        }
+        if let "percentile" | "nanpercentile" = bare {
+            return quantile(100.0);
+        }
+        Ok(Aggregate::Sql(match bare {
             "len" | "count" | "size" => match &source {
                 Some(s) => format!("CAST(count({s}) AS BIGINT)"),
                 None => "CAST(count(*) AS BIGINT)".to_owned(),
@@ -292,15 +308,61 @@ impl PipelineConfig {
             "var" | "nanvar" => moments("np_var")?,
             "std" | "nanstd" => moments("np_std")?,
             "median" | "nanmedian" => format!("np_median({})", needs_source()?),
-            "quantile" | "nanquantile" => quantile(1.0)?,
-            "percentile" | "nanpercentile" => quantile(100.0)?,
             _ => {
                 return Err(self.invalid(
                     format!("{key}.function"),
                     format!("got {function:?}, expected one of {FUNCTIONS} (or use expression:)"),
                 ));
             }
-        })
+        }))
+    }
+}
+
+/// One `function:` variable compiled.
+enum Aggregate {
+    /// A finished aggregate expression.
+    Sql(String),
+    /// `quantile(source, q)`, which may share its state with other quantiles of the
+    /// same source (see [`share_quantile_states`]).
+    Quantile { source: String, q: f64 },
+}
+
+/// Rewrites the quantiles of a source that has more than one into elements of one
+/// `quantiles(source, q1, q2, ...)` call: `quantile` keeps every value of a group, and
+/// DataFusion plans identical aggregate calls once, so the values are kept, sent between
+/// partitions and merged once instead of once per quantile. Each element equals the
+/// `quantile` it replaces bit for bit.
+fn share_quantile_states(variables: &mut [CompiledVariable], quantiles: &[(usize, String, f64)]) {
+    let mut sources: Vec<&str> = Vec::new();
+    for (_, source, _) in quantiles {
+        if !sources.contains(&source.as_str()) {
+            sources.push(source);
+        }
+    }
+    for source in sources {
+        let mine: Vec<&(usize, String, f64)> = quantiles.iter().filter(|(_, s, _)| s == source).collect();
+        if mine.len() < 2 {
+            continue;
+        }
+        let mut qs: Vec<f64> = Vec::new();
+        for (_, _, q) in &mine {
+            if !qs.contains(q) {
+                qs.push(*q);
+            }
+        }
+        // One call per MAX_QUANTILES distinct q (one in practice).
+        let calls: Vec<String> = qs
+            .chunks(magg_udfs::aggregate::MAX_QUANTILES)
+            .map(|part| {
+                let list: Vec<String> = part.iter().map(|q| format!("{q:?}")).collect();
+                format!("quantiles({source}, {})", list.join(", "))
+            })
+            .collect();
+        for (i, _, q) in mine {
+            let at = qs.iter().position(|x| x == q).expect("q is listed");
+            let (call, element) = (&calls[at / magg_udfs::aggregate::MAX_QUANTILES], at % magg_udfs::aggregate::MAX_QUANTILES + 1);
+            variables[*i].sql = format!("{call}[{element}]");
+        }
     }
 }
 
@@ -321,9 +383,9 @@ mod tests {
     weighted_mean("h_li", (1.0 / (CAST("s_li" AS DOUBLE) * CAST("s_li" AS DOUBLE)))) AS "h_mean",
     (1.0 / sqrt(sum((1.0 / (CAST("s_li" AS DOUBLE) * CAST("s_li" AS DOUBLE)))))) AS "h_sigma",
     np_var("h_li") AS "h_variance",
-    quantile("h_li", 0.25) AS "h_q25",
-    quantile("h_li", 0.5) AS "h_q50",
-    quantile("h_li", 0.75) AS "h_q75"
+    quantiles("h_li", 0.25, 0.5, 0.75)[1] AS "h_q25",
+    quantiles("h_li", 0.25, 0.5, 0.75)[2] AS "h_q50",
+    quantiles("h_li", 0.25, 0.5, 0.75)[3] AS "h_q75"
 FROM atl06
 WHERE "atl06_quality_summary" = 0
   AND healpix_parent(cell18, 18, 6) = 35000
@@ -345,7 +407,33 @@ ORDER BY 1"#;
         let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
         let get = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
         assert_eq!(get("h_variance"), "np_std(\"h_li\", 1)");
-        assert_eq!(get("p90"), "quantile(\"h_li\", 0.9)");
+        // p90 (placed before them) joins the default config's three quantiles of h_li in
+        // one state, the q listed in config order.
+        assert_eq!(get("p90"), "quantiles(\"h_li\", 0.9, 0.25, 0.5, 0.75)[1]");
+        assert_eq!(get("h_q75"), "quantiles(\"h_li\", 0.9, 0.25, 0.5, 0.75)[4]");
+    }
+
+    /// Quantiles share a state per source: a lone quantile stays `quantile`, a repeated q
+    /// is listed once, and other sources get their own list.
+    #[test]
+    fn quantiles_of_one_source_share_one_state() {
+        let var = |name: &str, source: &str, q: f64| {
+            format!("    {name}:\n      function: quantile\n      source: {source}\n      params: {{q: {q}}}\n")
+        };
+        let mut yaml = super::super::ATL06_YAML.to_owned();
+        for name in ["h_q25", "h_q50", "h_q75"] {
+            let start = yaml.find(&format!("    {name}:")).unwrap();
+            let end = yaml[start..].find("dtype: float32\n").unwrap() + start + "dtype: float32\n".len();
+            yaml.replace_range(start..end, "");
+        }
+        let extra = [var("a", "h_li", 0.9), var("b", "s_li", 0.5), var("c", "h_li", 0.1), var("d", "h_li", 0.9)].concat();
+        let yaml = yaml.replacen("\noutput:", &format!("{extra}\noutput:"), 1);
+        let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
+        let get = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
+        assert_eq!(get("a"), "quantiles(\"h_li\", 0.9, 0.1)[1]");
+        assert_eq!(get("b"), "quantile(\"s_li\", 0.5)");
+        assert_eq!(get("c"), "quantiles(\"h_li\", 0.9, 0.1)[2]");
+        assert_eq!(get("d"), "quantiles(\"h_li\", 0.9, 0.1)[1]");
     }
 
     /// numpy's var / std / median (functions and expression reductions) compile to magg's

@@ -88,9 +88,13 @@ fn register(ctx: &SessionContext, groups: &[Group]) {
     }
 }
 
+/// `quantile(x, q)` for every q, then the same quantiles as elements of one
+/// `quantiles(x, q1, q2, ...)` state: `2 * qs.len()` columns.
 fn quantile_columns(qs: &[f64]) -> String {
+    let list = qs.iter().map(|q| format!("{q:?}")).collect::<Vec<_>>().join(", ");
     qs.iter()
         .map(|q| format!("quantile(x, {q:?})"))
+        .chain((1..=qs.len()).map(|j| format!("quantiles(x, {list})[{j}]")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -124,14 +128,15 @@ struct Worst {
 
 /// Checks one result row against numpy.
 fn check(g: &Group, b: &RecordBatch, row: usize, qs: &[f64], worst: &mut Worst) {
-    let n = qs.len();
-    for (j, q) in qs.iter().enumerate() {
+    let n = 2 * qs.len();
+    for (j, q) in qs.iter().chain(qs).enumerate() {
         let want = g.quantile.iter().find(|(gq, _)| gq == q).unwrap().1;
         let got = f64_at(b, j, row);
+        let function = if j < qs.len() { "quantile" } else { "quantiles" };
         assert_eq!(
             got.to_bits(),
             want.to_bits(),
-            "{} quantile {q}: {got:?} vs numpy {want:?}",
+            "{} {function} {q}: {got:?} vs numpy {want:?}",
             g.name
         );
     }
@@ -204,7 +209,7 @@ async fn check_all(ctx: &SessionContext, groups: &[Group], qs: &[f64]) {
     for table in ["t64", "t32"] {
         let sql = format!("SELECT {}, g FROM {table} GROUP BY g", select_list(qs));
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let g_col = qs.len() + 9;
+        let g_col = 2 * qs.len() + 9;
         for b in &batches {
             let names = b.column(g_col).as_string::<i32>();
             for row in 0..b.num_rows() {
@@ -295,6 +300,8 @@ async fn empty_groups_nulls_nans_and_bad_q() {
     // would keep the NaN row.)
     for f in [
         "quantile(x, 0.5)",
+        "quantiles(x, 0.5, 0.9)",
+        "quantiles(x, 0.5, 0.9)[2]",
         "np_median(x)",
         "weighted_mean(x, w)",
         "np_var(x)",
@@ -306,11 +313,12 @@ async fn empty_groups_nulls_nans_and_bad_q() {
     }
     // NaN: numpy gives NaN; DataFusion's median sorts NaN last and gives 3.
     let sql = format!(
-        "SELECT quantile(x, 0.5), np_median(x), weighted_mean(x, w), np_var(x), np_std(x), median(x) FROM {values}"
+        "SELECT quantile(x, 0.5), np_median(x), weighted_mean(x, w), np_var(x), np_std(x), median(x), \
+         quantiles(x, 0.1, 0.5)[2] FROM {values}"
     );
     let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let b = &b[0];
-    for col in 0..5 {
+    for col in [0, 1, 2, 3, 4, 6] {
         assert!(
             b.column(col)
                 .as_primitive::<Float64Type>()
@@ -340,6 +348,10 @@ async fn empty_groups_nulls_nans_and_bad_q() {
         ("quantile(x, -0.1)", "-0.1", q),
         ("quantile(x, x)", "x", q),
         ("quantile(x, CAST(NULL AS DOUBLE))", "NULL", q),
+        ("quantiles(x, 0.5, 1.5)", "1.5", ("quantiles", q.1, q.2)),
+        ("quantiles(x, x)", "x", ("quantiles", q.1, q.2)),
+        ("quantiles(x)", "got 1 argument", ("quantiles", "a column and 1 to 32", "[0, 1]")),
+        ("quantiles(x, 'a')", "Utf8", ("quantiles", "argument 2", "expected a number")),
         ("np_var(x, -1)", "-1", ("np_var", ddof.0, ddof.1)),
         ("np_std(x, x)", "x", ("np_std", ddof.0, ddof.1)),
         (

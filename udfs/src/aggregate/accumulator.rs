@@ -49,8 +49,9 @@ pub(crate) trait GroupState: Default + Debug + Send + Sync + 'static {
     /// Takes a partial state of the same group.
     fn merge(&mut self, partial: Self::Partial);
 
-    /// The result; `None` (NULL) for a group without rows.
-    fn evaluate(&mut self, params: &Self::Params) -> Option<f64>;
+    /// The results of `groups`, one row each (NULL for a group without rows); Float64
+    /// unless the aggregate declares another return type for its parameters.
+    fn evaluate(groups: &mut [Self], params: &Self::Params) -> Result<ArrayRef>;
 
     /// The state columns of `states`, one row each.
     fn state_arrays(states: Vec<Self>) -> Result<Vec<ArrayRef>>;
@@ -109,7 +110,8 @@ impl<S: GroupState> Accumulator for StateAccumulator<S> {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(self.state.evaluate(&self.params)))
+        let result = S::evaluate(std::slice::from_mut(&mut self.state), &self.params)?;
+        ScalarValue::try_from_array(&result, 0)
     }
 
     fn size(&self) -> usize {
@@ -162,14 +164,7 @@ impl<S: GroupState> GroupsAccumulator for StateGroupsAccumulator<S> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut groups = emit_to.take_needed(&mut self.groups);
-        let params = &self.params;
-        Ok(Arc::new(
-            groups
-                .iter_mut()
-                .map(|g| g.evaluate(params))
-                .collect::<Float64Array>(),
-        ))
+        S::evaluate(&mut emit_to.take_needed(&mut self.groups), &self.params)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -318,8 +313,13 @@ impl<T: Fixed> GroupState for T {
         }
     }
 
-    fn evaluate(&mut self, params: &Self::Params) -> Option<f64> {
-        (self.count() > 0).then(|| Fixed::evaluate(self, params))
+    fn evaluate(groups: &mut [Self], params: &Self::Params) -> Result<ArrayRef> {
+        Ok(Arc::new(
+            groups
+                .iter()
+                .map(|g| (g.count() > 0).then(|| Fixed::evaluate(g, params)))
+                .collect::<Float64Array>(),
+        ))
     }
 
     fn state_arrays(states: Vec<T>) -> Result<Vec<ArrayRef>> {

@@ -189,6 +189,9 @@ pub(crate) fn documentation(
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Float64Type;
+
     use super::super::accumulator::GroupState;
     use super::*;
 
@@ -196,6 +199,13 @@ mod tests {
         output: Output::Variance,
         ddof: 0.0,
     };
+
+    /// One group's result through [`GroupState::evaluate`].
+    fn eval(m: &mut Moments, params: &Params) -> Option<f64> {
+        let result = GroupState::evaluate(std::slice::from_mut(m), params).unwrap();
+        let result = result.as_primitive::<Float64Type>();
+        result.is_valid(0).then(|| result.value(0))
+    }
 
     fn moments(xs: &[f64]) -> Moments {
         let mut m = Moments::default();
@@ -218,16 +228,16 @@ mod tests {
             GroupState::merge(&mut merged, p);
         }
         let (a, b) = (
-            GroupState::evaluate(&mut all, &VAR).unwrap(),
-            GroupState::evaluate(&mut merged, &VAR).unwrap(),
+            eval(&mut all, &VAR).unwrap(),
+            eval(&mut merged, &VAR).unwrap(),
         );
         assert!(((a - b) / a).abs() < 1e-14, "{a} {b}");
-        assert_eq!(GroupState::evaluate(&mut Moments::default(), &VAR), None);
+        assert_eq!(eval(&mut Moments::default(), &VAR), None);
         let std = Params {
             output: Output::StdDev,
             ddof: 0.0,
         };
-        assert_eq!(GroupState::evaluate(&mut moments(&[7.0]), &std), Some(0.0));
+        assert_eq!(eval(&mut moments(&[7.0]), &std), Some(0.0));
     }
 
     #[test]
@@ -238,11 +248,11 @@ mod tests {
         };
         // numpy.var([2, 4, 4, 4, 5, 5, 7, 9], ddof=1) = 32 / 7.
         let mut m = moments(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
-        assert_eq!(GroupState::evaluate(&mut m, &ddof(1.0)), Some(32.0 / 7.0));
+        assert_eq!(eval(&mut m, &ddof(1.0)), Some(32.0 / 7.0));
         // numpy: ddof >= n gives 0 / 0 = NaN for one value, x / 0 = inf otherwise.
-        let one = GroupState::evaluate(&mut moments(&[5.0]), &ddof(1.0)).unwrap();
+        let one = eval(&mut moments(&[5.0]), &ddof(1.0)).unwrap();
         assert!(one.is_nan(), "{one}");
-        let two = GroupState::evaluate(&mut moments(&[5.0, 6.0]), &ddof(2.0));
+        let two = eval(&mut moments(&[5.0, 6.0]), &ddof(2.0));
         assert_eq!(two, Some(f64::INFINITY));
     }
 
@@ -255,7 +265,7 @@ mod tests {
             [1.0, 2.0, f64::NEG_INFINITY],
             [1.0, f64::NAN, 2.0],
         ] {
-            let v = GroupState::evaluate(&mut moments(&xs), &VAR).unwrap();
+            let v = eval(&mut moments(&xs), &VAR).unwrap();
             assert!(v.is_nan(), "{xs:?}: {v}");
         }
     }

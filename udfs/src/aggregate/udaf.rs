@@ -1,7 +1,7 @@
 //! The `AggregateUDFImpl` every aggregate of this crate is an instance of, and the
 //! reading of constant arguments (`q`, `ddof`).
 //!
-//! All of them return Float64 and have both accumulators (see `accumulator.rs`); what
+//! All of them return Float64 (`quantiles` a list of Float64) and have both accumulators (see `accumulator.rs`); what
 //! differs is the [`GroupState`], the parameters read from the call and the docs.
 
 use std::marker::PhantomData;
@@ -53,11 +53,16 @@ where
     }
 }
 
-/// A numpy-compatible aggregate: a [`Definition`] (returning Float64) and its
+/// The argument types a call with arguments of the given types is coerced to, or why
+/// the call is invalid (for [`Signature::user_defined`] aggregates).
+pub(crate) type Coerce = fn(&[DataType]) -> Result<Vec<DataType>>;
+
+/// A numpy-compatible aggregate: a [`Definition`] (returning Float64 unless stated) and its
 /// accumulators.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct NumpyAggregate {
     definition: Definition,
+    coerce: Opaque<Option<Coerce>>,
     accumulators: Opaque<Box<dyn Accumulators>>,
 }
 
@@ -70,8 +75,23 @@ impl NumpyAggregate {
         params: impl Fn(&AccumulatorArgs) -> Result<S::Params> + Send + Sync + 'static,
         documentation: fn() -> Documentation,
     ) -> AggregateUDF {
+        Self::udaf_returning::<S>(name, signature, None, DataType::Float64, params, documentation)
+    }
+
+    /// [`Self::udaf`] with a result of type `return_type` (what `S` evaluates to with
+    /// the parameters `params` reads), and for a user-defined signature, the function
+    /// that checks and coerces argument types.
+    pub(crate) fn udaf_returning<S: GroupState>(
+        name: &'static str,
+        signature: Signature,
+        coerce: Option<Coerce>,
+        return_type: DataType,
+        params: impl Fn(&AccumulatorArgs) -> Result<S::Params> + Send + Sync + 'static,
+        documentation: fn() -> Documentation,
+    ) -> AggregateUDF {
         AggregateUDF::new_from_impl(Self {
-            definition: Definition::new(name, signature, DataType::Float64, documentation),
+            definition: Definition::new(name, signature, return_type, documentation),
+            coerce: Opaque(coerce),
             accumulators: Opaque(Box::new(ForState::<S, _> {
                 params,
                 state: PhantomData,
@@ -95,6 +115,13 @@ impl AggregateUDFImpl for NumpyAggregate {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(self.definition.return_type())
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match self.coerce.0 {
+            Some(coerce) => coerce(arg_types),
+            None => datafusion::common::not_impl_err!("{} has no user-defined coercion", self.name()),
+        }
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {

@@ -1,9 +1,14 @@
-//! The group state that keeps every (widened) value of a group and evaluates a statistic
-//! of the whole set at the end: the shared machinery of `quantile` and `np_median`.
+//! The group state that keeps every (widened) value of a group and evaluates statistics
+//! of the whole set at the end: the shared machinery of `quantile`, `quantiles` and
+//! `np_median`.
 //!
 //! State (for partial aggregation) is one `List<Float64>` per group holding the values
 //! seen so far. NULL inputs and filtered rows are skipped; a group without values
 //! evaluates to NULL.
+//!
+//! Keeping every value is the costly part of these aggregates (each value is pushed,
+//! emitted as partial state, repartitioned and merged), so several statistics of one
+//! column share one state: `quantiles(x, q1, q2, ...)` evaluates a list of them.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -18,20 +23,46 @@ use super::accumulator::{GroupState, filtered_out, for_each_valid_row};
 use crate::sql::Opaque;
 
 /// A statistic of a non-empty set of values; may reorder the slice.
-pub(crate) type Statistic = Opaque<Box<dyn Fn(&mut [f64]) -> f64 + Send + Sync>>;
+type Kernel = Box<dyn Fn(&mut [f64]) -> f64 + Send + Sync>;
 
-/// `f` as a [`Statistic`].
+/// Several statistics of a non-empty set of values, appended to the vector in order;
+/// may reorder the slice.
+type ListKernel = Box<dyn Fn(&mut [f64], &mut Vec<f64>) + Send + Sync>;
+
+/// What a [`Values`] aggregate evaluates: one statistic (a Float64 result) or `k` of them
+/// (a `List<Float64>` result of `k` elements).
+pub(crate) enum Statistics {
+    One(Kernel),
+    List { k: usize, kernel: ListKernel },
+}
+
+/// The parameters of a [`Values`] aggregate.
+pub(crate) type Statistic = Opaque<Statistics>;
+
+/// `f` as a [`Statistic`] with a Float64 result.
 pub(crate) fn statistic(f: impl Fn(&mut [f64]) -> f64 + Send + Sync + 'static) -> Statistic {
-    Opaque(Box::new(f))
+    Opaque(Statistics::One(Box::new(f)))
+}
+
+/// `kernel`, which appends `k` values, as a [`Statistic`] with a `List<Float64>` result.
+pub(crate) fn statistic_list(
+    k: usize,
+    kernel: impl Fn(&mut [f64], &mut Vec<f64>) + Send + Sync + 'static,
+) -> Statistic {
+    Opaque(Statistics::List {
+        k,
+        kernel: Box::new(kernel),
+    })
+}
+
+/// The element field of a `List<Float64>` result or state.
+pub(crate) fn list_field() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Float64, true))
 }
 
 /// The values of one group.
 #[derive(Debug, Default)]
 pub(crate) struct Values(Vec<f64>);
-
-fn list_field() -> FieldRef {
-    Arc::new(Field::new_list_field(DataType::Float64, true))
-}
 
 /// Appends the valid values of `array` (Float64) to `out`.
 fn extend_valid(out: &mut Vec<f64>, array: &Float64Array) {
@@ -85,8 +116,34 @@ impl GroupState for Values {
         extend_valid(&mut self.0, partial.as_primitive::<Float64Type>());
     }
 
-    fn evaluate(&mut self, statistic: &Statistic) -> Option<f64> {
-        (!self.0.is_empty()).then(|| (statistic.0)(&mut self.0))
+    fn evaluate(groups: &mut [Self], statistic: &Statistic) -> Result<ArrayRef> {
+        match &statistic.0 {
+            Statistics::One(f) => Ok(Arc::new(
+                groups
+                    .iter_mut()
+                    .map(|g| (!g.0.is_empty()).then(|| f(&mut g.0)))
+                    .collect::<Float64Array>(),
+            )),
+            Statistics::List { k, kernel } => {
+                let mut values = Vec::with_capacity(groups.len() * k);
+                let mut lengths = Vec::with_capacity(groups.len());
+                for g in groups.iter_mut() {
+                    let before = values.len();
+                    if !g.0.is_empty() {
+                        kernel(&mut g.0, &mut values);
+                    }
+                    debug_assert_eq!(values.len() - before, if g.0.is_empty() { 0 } else { *k });
+                    lengths.push(values.len() - before);
+                }
+                let nulls: NullBuffer = groups.iter().map(|g| !g.0.is_empty()).collect();
+                Ok(Arc::new(ListArray::new(
+                    list_field(),
+                    OffsetBuffer::from_lengths(lengths),
+                    Arc::new(Float64Array::from(values)),
+                    (nulls.null_count() > 0).then_some(nulls),
+                )))
+            }
+        }
     }
 
     fn state_arrays(states: Vec<Self>) -> Result<Vec<ArrayRef>> {
