@@ -47,8 +47,11 @@ pub struct Unit {
 /// Opened granules shared between the units of one scan, dropped after their last unit.
 #[derive(Debug, Default)]
 struct FileCache {
-    entries: parking_lot::Mutex<HashMap<Arc<str>, (Arc<OnceCell<H5File>>, usize)>>,
+    entries: parking_lot::Mutex<HashMap<Arc<str>, CachedFile>>,
 }
+
+/// A granule opened (or being opened) once for a scan, and how many units still use it.
+type CachedFile = (Arc<OnceCell<H5File>>, usize);
 
 impl FileCache {
     fn expect(&self, units: &[Unit]) {
@@ -269,7 +272,7 @@ async fn open(shared: &Shared, url: &Arc<str>) -> Result<H5File, TableError> {
             f
         })
         .await
-        .map_err(|source| TableError::Granule { url: url.to_string(), source })?;
+        .map_err(|source| TableError::Granule { url: url.to_string(), source: Box::new(source) })?;
     Ok(file.clone())
 }
 
@@ -421,7 +424,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let url = &**url_arc;
     let opts = &shared.options;
     let file = open(shared, url_arc).await?;
-    let granule_err = |source: H5Error| TableError::Granule { url: url.to_owned(), source };
+    let granule_err = |source: H5Error| TableError::Granule { url: url.to_owned(), source: Box::new(source) };
 
     // Data columns the output or a pushed filter needs, by index into opts.columns.
     let n_meta = super::META_COLUMNS.len();
@@ -438,10 +441,10 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         }
     }
     for (c, _) in &shared.equals {
-        if let Some(i) = opts.columns.iter().position(|col| &col.name == c) {
-            if !needed.contains(&i) {
-                needed.push(i);
-            }
+        if let Some(i) = opts.columns.iter().position(|col| &col.name == c)
+            && !needed.contains(&i)
+        {
+            needed.push(i);
         }
     }
 
@@ -475,13 +478,13 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let mut point_cells: Option<Vec<u64>> = None;
     let (selection, selected_rows): (RowSelection, Vec<Range<u64>>) = if shared.cells.is_empty() {
         ScanMetrics::add(&shared.metrics.rows_scanned, n_rows);
-        (RowSelection::All, vec![0..n_rows])
+        (RowSelection::All, std::iter::once(0..n_rows).collect())
     } else {
         // Rows worth decoding: every row, or only the chunks the run's coordinate index
         // says reach the cell (none: the beam is done without reading anything).
         let group_arc: Arc<str> = Arc::from(group);
         let known = index.and_then(|ix| ix.chunks_touching(url_arc, &group_arc, &shared.cells[0], file.size(), n_rows));
-        let scan: Vec<Range<u64>> = known.clone().unwrap_or_else(|| vec![0..n_rows]);
+        let scan: Vec<Range<u64>> = known.clone().unwrap_or_else(|| std::iter::once(0..n_rows).collect());
         if scan.is_empty() {
             return Ok(None);
         }
@@ -595,11 +598,11 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     for idx in [0usize, 1] {
         if let (Some(arr), true) = (values.get(&idx).cloned(), needed.contains(&idx) && !shared.cells.is_empty()) {
             let info = if idx == 0 { lat_info.clone() } else { file.dataset_info(&lon_col.path(group)).await.map_err(granule_err)? };
-            if let Some(fill) = &info.fill_value {
-                if let Some(m) = fill_mask(url, &arr, fill)? {
-                    let a = nullif(arr.as_ref(), &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
-                    values.insert(idx, a);
-                }
+            if let Some(fill) = &info.fill_value
+                && let Some(m) = fill_mask(url, &arr, fill)?
+            {
+                let a = nullif(arr.as_ref(), &m).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
+                values.insert(idx, a);
             }
         }
     }
@@ -629,11 +632,9 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     if opts.fill == FillHandling::Drop {
         let mut any_null = BooleanArray::from(vec![false; n]);
         for &i in &needed {
-            if let Some(arr) = values.get(&i) {
-                if let Some(nulls) = arr.logical_nulls() {
-                    let is_null = BooleanArray::new(!nulls.inner(), None);
-                    any_null = or_kleene(&any_null, &is_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
-                }
+            if let Some(nulls) = values.get(&i).and_then(|arr| arr.logical_nulls()) {
+                let is_null = BooleanArray::new(!nulls.inner(), None);
+                any_null = or_kleene(&any_null, &is_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;
             }
         }
         let not_null = arrow::compute::not(&any_null).map_err(|source| TableError::Arrow { url: url.to_owned(), source })?;

@@ -184,11 +184,11 @@ pub fn recognise(expr: &Expr, lat: &str, lon: &str, int_columns: &[String], poin
     };
     for (a, b) in [(left, right), (right, left)] {
         let Some(value) = int_literal(b) else { continue };
-        if let Some(col) = column_name(a) {
-            if int_columns.iter().any(|c| c == col) {
-                let value = i64::try_from(value).ok()?;
-                return Some(Pushed::Equals { column: col.to_owned(), value });
-            }
+        if let Some(col) = column_name(a)
+            && int_columns.iter().any(|c| c == col)
+        {
+            let value = i64::try_from(value).ok()?;
+            return Some(Pushed::Equals { column: col.to_owned(), value });
         }
         if let Some(cell) = cell_predicate(a, value, lat, lon, point_cell) {
             return Some(Pushed::Cell(cell));

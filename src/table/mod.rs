@@ -53,8 +53,9 @@ pub enum TableError {
     Granule {
         /// The granule URL.
         url: String,
-        /// The reader's error (names the dataset).
-        source: H5Error,
+        /// The reader's error (names the dataset); boxed, as the largest variant of an
+        /// error returned on every scan path.
+        source: Box<H5Error>,
     },
     /// Datasets of one beam disagree in length.
     #[error("granule {url}: {dataset} has {got} rows, expected {expected} like {reference}")]
@@ -183,10 +184,10 @@ impl GranuleTableOptions {
             "longitude" => 1,
             _ => 2,
         });
-        if let Some(q) = &ds.quality_filter {
-            if !columns.iter().any(|c| c.name == q.column()) {
-                columns.push(ColumnSource { name: q.column().to_owned(), template: q.dataset.clone() });
-            }
+        if let Some(q) = &ds.quality_filter
+            && !columns.iter().any(|c| c.name == q.column())
+        {
+            columns.push(ColumnSource { name: q.column().to_owned(), template: q.dataset.clone() });
         }
         for e in extra {
             if let Some(c) = columns.iter_mut().find(|c| c.name == e.name) {
@@ -361,10 +362,10 @@ impl GranuleTable {
                 Ok(f) => f,
                 Err(source) => {
                     if options.skip_bad_granules {
-                        last_err = Some(TableError::Granule { url: g.url.clone(), source });
+                        last_err = Some(TableError::Granule { url: g.url.clone(), source: Box::new(source) });
                         continue;
                     }
-                    return Err(TableError::Granule { url: g.url.clone(), source });
+                    return Err(TableError::Granule { url: g.url.clone(), source: Box::new(source) });
                 }
             };
             for (i, col) in options.columns.iter().enumerate() {
@@ -379,7 +380,7 @@ impl GranuleTable {
                             break;
                         }
                         Err(H5Error::NotFound { .. }) => {}
-                        Err(source) => return Err(TableError::Granule { url: g.url.clone(), source }),
+                        Err(source) => return Err(TableError::Granule { url: g.url.clone(), source: Box::new(source) }),
                     }
                 }
             }
@@ -596,7 +597,7 @@ mod tests {
         let names: Vec<_> = got.iter().map(|g| g.url.rsplit('/').next().unwrap().to_owned()).collect();
         assert_eq!(names, ["a.h5", "b.h5"]);
         let none = format!("{}/*.nc", dir.path().display());
-        let err = granules_from_patterns(&[none.clone()]).unwrap_err();
+        let err = granules_from_patterns(std::slice::from_ref(&none)).unwrap_err();
         assert_eq!(err.to_string(), format!("{none}: matches no file"));
     }
 }
