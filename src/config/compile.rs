@@ -370,6 +370,12 @@ fn share_quantile_states(variables: &mut [CompiledVariable], quantiles: &[(usize
 mod tests {
     use super::*;
 
+    /// Compiles config text and returns the SQL of a variable by name.
+    fn compiled_sql(yaml: &str) -> impl Fn(&str) -> String {
+        let c = PipelineConfig::from_yaml(yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
+        move |name| c.variables.iter().find(|v| v.name == name).unwrap().sql.clone()
+    }
+
     /// Golden: the default config's SQL. If this changes, docs/config.md must too.
     #[test]
     fn atl06_compiles_to_the_documented_sql() {
@@ -404,8 +410,7 @@ ORDER BY 1"#;
             "    h_variance:\n      function: np.std\n      source: h_li\n      params:\n        ddof: 1\n    p90:\n      function: percentile\n      source: h_li\n      params: {q: 90}\n",
             1,
         );
-        let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
-        let get = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
+        let get = compiled_sql(&yaml);
         assert_eq!(get("h_variance"), "np_std(\"h_li\", 1)");
         // p90 (placed before them) joins the default config's three quantiles of h_li in
         // one state, the q listed in config order.
@@ -428,8 +433,7 @@ ORDER BY 1"#;
         }
         let extra = [var("a", "h_li", 0.9), var("b", "s_li", 0.5), var("c", "h_li", 0.1), var("d", "h_li", 0.9)].concat();
         let yaml = yaml.replacen("\noutput:", &format!("{extra}\noutput:"), 1);
-        let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
-        let get = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
+        let get = compiled_sql(&yaml);
         assert_eq!(get("a"), "quantiles(\"h_li\", 0.9, 0.1)[1]");
         assert_eq!(get("b"), "quantile(\"s_li\", 0.5)");
         assert_eq!(get("c"), "quantiles(\"h_li\", 0.9, 0.1)[2]");
@@ -455,8 +459,7 @@ ORDER BY 1"#;
         );
         let variance = "    h_variance:\n      function: var\n      source: h_li\n";
         let yaml = super::super::ATL06_YAML.replacen(variance, &format!("{variance}{more}"), 1);
-        let c = PipelineConfig::from_yaml(&yaml, "x", std::path::Path::new("x.yaml")).unwrap().compile().unwrap();
-        let sql = |n: &str| c.variables.iter().find(|v| v.name == n).unwrap().sql.clone();
+        let sql = compiled_sql(&yaml);
         assert_eq!(sql("h_variance"), "np_var(\"h_li\")");
         assert_eq!(sql("var1"), "np_var(\"h_li\", 1)");
         assert_eq!(sql("std0"), "np_std(\"h_li\")");

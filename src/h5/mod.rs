@@ -655,15 +655,15 @@ pub(crate) fn is_undefined(addr: u64, offset_size: u8) -> bool {
     addr == u64::MAX || (offset_size < 8 && addr == (1u64 << (8 * u32::from(offset_size))) - 1)
 }
 
-/// Build the read-side description of a dataset from its parsed header.
-/// `meta` is the cache whose recorded store error explains a parser I/O error (`None` for
-/// the planner's dry runs, whose misses are not errors).
 /// Open and resolve the dataset at `path` (blocking: misses fetch on demand).
 fn parse_dataset(file: &Hdf5File, url: &str, meta: &Arc<MetaStorage>, path: &str) -> Result<Resolved, H5Error> {
     let ds = file.dataset(path).map_err(|e| H5Error::from_parser(url, path, e, meta.take_io_error()))?;
     resolve_dataset(file, url, Some(meta), path, ds)
 }
 
+/// Build the read-side description of a dataset from its parsed header.
+/// `meta` is the cache whose recorded store error explains a parser I/O error (`None` for
+/// the planner's dry runs, whose misses are not errors).
 fn resolve_dataset(
     file: &Hdf5File,
     url: &str,

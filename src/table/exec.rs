@@ -456,8 +456,8 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     // beam has rows here.
     let lat_col = &opts.columns[0];
     let lon_col = &opts.columns[1];
-    let lat_path = lat_col.path(group);
-    let mut paths = vec![lat_path.clone(), lon_col.path(group)];
+    let (lat_path, lon_path) = (lat_col.path(group), lon_col.path(group));
+    let mut paths = vec![lat_path.clone(), lon_path.clone()];
     paths.extend(needed.iter().filter(|&&i| i > 1).map(|&i| opts.columns[i].path(group)));
     // With a coordinate index, the latitude's row count first: the index may say the beam
     // has nothing in the cell, and then no other dataset is looked at.
@@ -494,7 +494,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
             file.dataset_infos(&paths[1..]).await;
         }
         let sel = if known.is_none() { RowSelection::All } else { RowSelection::Ranges(scan.clone()) };
-        let coord_requests = [(lat_path.clone(), sel.clone()), (lon_col.path(group), sel)];
+        let coord_requests = [(lat_path.clone(), sel.clone()), (lon_path.clone(), sel)];
         let coords = file.read_many(&coord_requests).await.map_err(granule_err)?;
         let lat = as_f64(url, &coords[0])?;
         let lon = as_f64(url, &coords[1])?;
@@ -502,7 +502,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
         if lon.len() as u64 != expected || lat.len() as u64 != expected {
             return Err(TableError::Length {
                 url: url.to_owned(),
-                dataset: lon_col.path(group),
+                dataset: lon_path.clone(),
                 got: lon.len() as u64,
                 expected,
                 reference: lat_path,
@@ -597,7 +597,7 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     // Coordinates read for the cell filter get the same fill treatment.
     for idx in [0usize, 1] {
         if let (Some(arr), true) = (values.get(&idx).cloned(), needed.contains(&idx) && !shared.cells.is_empty()) {
-            let info = if idx == 0 { lat_info.clone() } else { file.dataset_info(&lon_col.path(group)).await.map_err(granule_err)? };
+            let info = if idx == 0 { lat_info.clone() } else { file.dataset_info(&lon_path).await.map_err(granule_err)? };
             if let Some(fill) = &info.fill_value
                 && let Some(m) = fill_mask(url, &arr, fill)?
             {
