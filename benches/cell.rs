@@ -94,7 +94,7 @@ fn ensure_index(n: usize, catalog: &Catalog) -> Option<f64> {
     }
     let pipeline = PipelineConfig::atl06();
     let spec = IndexSpec::for_job(catalog.metadata.parent_order, pipeline.latitude_mode().unwrap());
-    let options = GranuleTableOptions::from_config(&pipeline, &[]);
+    let options = GranuleTableOptions::new(pipeline.source().expect("built-in config"));
     let index = CoordinateIndex::new();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let t = Instant::now();
@@ -110,19 +110,14 @@ fn child(n: usize, workers: usize, with_index: bool) {
     let cell = the_cell(&catalog);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let store = tempfile::tempdir().unwrap();
-    let cfg = RunConfig {
-        pipeline: PipelineConfig::atl06(),
-        parent_order: catalog.metadata.parent_order,
-        catalog_parents: catalog.cells().iter().map(|c| c.morton).collect(),
-        cells: vec![cell],
-        store_url: store.path().join("b.zarr").to_string_lossy().into_owned(),
-        store: StoreOptions::none(),
-        read: ReadOptions::default().with_decode_threads(workers),
-        workers,
-        overwrite: true,
-        resume: false,
-        index: with_index.then(|| index_path(n)),
-    };
+    let mut cfg = RunConfig::new(PipelineConfig::atl06(), &catalog, store.path().join("b.zarr").to_string_lossy());
+    cfg.cells = vec![cell];
+    cfg.read_store = StoreOptions::none();
+    cfg.write_store = StoreOptions::none();
+    cfg.read = ReadOptions::default().with_decode_threads(workers);
+    cfg.workers = workers;
+    cfg.overwrite = true;
+    cfg.index = with_index.then(|| index_path(n));
     let t = Instant::now();
     let summary = rt.block_on(magg::run::run(&cfg, |_| {})).expect("run");
     let secs = t.elapsed().as_secs_f64();

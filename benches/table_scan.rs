@@ -83,7 +83,7 @@ fn main() {
         let best = (0..3)
             .map(|_| {
                 rt.block_on(async {
-                    let mut o = GranuleTableOptions::from_config(&PipelineConfig::atl06(), &[]);
+                    let mut o = GranuleTableOptions::new(PipelineConfig::atl06().source().expect("built-in config"));
                     o.store = StoreOptions::none();
                     o.read = ReadOptions::default().with_decode_threads(threads);
                     let g = files.iter().map(|u| GranuleRef { url: u.clone(), cells: None }).collect();

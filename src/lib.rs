@@ -23,11 +23,18 @@ pub mod catalog;
 pub mod sink;
 /// Pipeline config YAML and its compilation to SQL.
 pub mod config;
+/// The point-cell contract (names and order the table and the compiler share) and the
+/// neutral data-source description the table reads.
+pub mod source;
 /// Granules as a DataFusion table.
 pub mod table;
 /// The one `SessionContext` constructor every front end uses.
 pub mod session;
 /// The per-cell job: resolved run config -> one Zarr chunk -> report.
 pub mod run;
+
+mod unique_map;
+/// Error messages (causes once, secrets redacted) and typed per-cell errors.
+pub mod errors;
 
 pub use magg_udfs as udfs;

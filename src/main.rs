@@ -30,7 +30,8 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("magg: {err:#}");
+            // Each cause once (our messages quote their cause), secrets redacted.
+            eprintln!("magg: {}", magg::errors::message(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -13,19 +13,13 @@ use magg::run::{RunConfig, run};
 use magg::store::StoreOptions;
 
 fn config(catalog: &Catalog, store: &Path, workers: usize) -> RunConfig {
-    RunConfig {
-        pipeline: PipelineConfig::atl06(),
-        parent_order: catalog.metadata.parent_order,
-        catalog_parents: catalog.cells().iter().map(|c| c.morton).collect(),
-        cells: catalog.cells(),
-        store_url: store.to_string_lossy().into_owned(),
-        store: StoreOptions::none(),
-        read: ReadOptions::default(),
-        workers,
-        overwrite: true,
-        resume: false,
-        index: None,
-    }
+    let mut c = RunConfig::new(PipelineConfig::atl06(), catalog, store.to_string_lossy());
+    c.read_store = StoreOptions::none();
+    c.write_store = StoreOptions::none();
+    c.read = ReadOptions::default();
+    c.workers = workers;
+    c.overwrite = true;
+    c
 }
 
 /// Every chunk file of a store, path -> bytes.
@@ -166,7 +160,7 @@ async fn coordinate_index_reads_less_and_changes_nothing() {
     // `magg index`'s builder, then the same single-cell runs reading the index file.
     let path = dir.path().join("catalog.index.json");
     let spec = IndexSpec::for_job(out.catalog.metadata.parent_order, Default::default());
-    let options = GranuleTableOptions::from_config(&PipelineConfig::atl06(), &[]);
+    let options = GranuleTableOptions::new(PipelineConfig::atl06().source().unwrap());
     let index = CoordinateIndex::new();
     let built = magg::table::index::build(&options, &out.catalog.granules(), spec, &index, 2, |_| {}).await;
     assert!(built.iter().all(|g| g.error.is_none() && g.beams == 6 && g.rows == 6 * 40_000), "{built:?}");

@@ -14,7 +14,7 @@ use magg::store::CountingStore;
 use magg::table::{GranuleRef, GranuleTable, GranuleTableOptions, granules_from_patterns};
 
 async fn table(urls: Vec<String>, options: impl FnOnce(&mut GranuleTableOptions)) -> Arc<GranuleTable> {
-    let mut o = GranuleTableOptions::from_config(&PipelineConfig::atl06(), &[]);
+    let mut o = GranuleTableOptions::new(PipelineConfig::atl06().source().unwrap());
     options(&mut o);
     let granules = urls.into_iter().map(|url| GranuleRef { url, cells: None }).collect();
     Arc::new(GranuleTable::try_new(o, granules).await.expect("table"))

@@ -84,8 +84,14 @@ pub struct CatalogMetadata {
 pub struct Catalog {
     /// What the catalog was built from.
     pub metadata: CatalogMetadata,
-    /// Parent morton (decimal string) -> granule URLs, in chunk order.
+    /// Parent morton (decimal string) -> granule URLs, in chunk order. A key listed
+    /// twice is an error (serde would keep the last list and lose the first).
+    #[serde(deserialize_with = "crate::unique_map::deserialize")]
     pub catalog: IndexMap<String, Vec<String>>,
+    /// What reading the catalog corrected (a granule listed twice in one cell), for the
+    /// front end to print. Not part of the file.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// One parent cell of a catalog with its chunk index.
@@ -112,10 +118,11 @@ impl Catalog {
 
     /// Parse catalog JSON; `path` only names the source in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self, CatalogError> {
-        let catalog: Catalog = serde_json::from_str(text).map_err(|source| CatalogError::Parse {
+        let mut catalog: Catalog = serde_json::from_str(text).map_err(|source| CatalogError::Parse {
             path: path.to_owned(),
             source,
         })?;
+        catalog.dedupe_granules(path);
         let order = catalog.metadata.parent_order;
         for key in catalog.catalog.keys() {
             let ok = key
@@ -132,6 +139,31 @@ impl Catalog {
             }
         }
         Ok(catalog)
+    }
+
+    /// Keep each granule once per cell. Two spellings of one granule (`./a.h5` and
+    /// `a.h5`, or the same URL twice) would be read twice and every observation counted
+    /// twice; the first spelling is kept and a warning names the others.
+    fn dedupe_granules(&mut self, path: &Path) {
+        for (key, urls) in &mut self.catalog {
+            let mut seen: IndexMap<String, usize> = IndexMap::new();
+            let mut kept = Vec::with_capacity(urls.len());
+            for url in urls.drain(..) {
+                let canonical = crate::store::normalize_url(&url);
+                match seen.get(&canonical) {
+                    Some(&first) => self.warnings.push(crate::store::redact(&format!(
+                        "catalog {}: cell {key} lists granule {} again as {url}; it is read once",
+                        path.display(),
+                        kept[first]
+                    ))),
+                    None => {
+                        seen.insert(canonical, kept.len());
+                        kept.push(url);
+                    }
+                }
+            }
+            *urls = kept;
+        }
     }
 
     /// Write the catalog as pretty JSON.
@@ -159,6 +191,27 @@ impl Catalog {
                 granules: granules.clone(),
             })
             .collect()
+    }
+
+    /// SHA-256 (hex) of the cells in chunk order and each cell's granules (spelled
+    /// canonically, in sorted order): what a store records so that a run over another
+    /// catalog does not resume it.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (key, urls) in &self.catalog {
+            h.update(key.as_bytes());
+            h.update(b"\n");
+            let mut canon: Vec<String> = urls.iter().map(|u| crate::store::normalize_url(u)).collect();
+            canon.sort();
+            canon.dedup();
+            for u in canon {
+                h.update(b"\t");
+                h.update(u.as_bytes());
+                h.update(b"\n");
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Distinct granule URLs over all cells, in first-seen order.

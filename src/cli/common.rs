@@ -7,44 +7,37 @@ use anyhow::{Context, bail};
 use magg::catalog::{Catalog, CatalogCell};
 use magg::config::PipelineConfig;
 
-/// `--config`: a YAML path, or the name of a built-in config (`atl06`); default `atl06`.
-pub(crate) fn load_config(arg: Option<&str>) -> anyhow::Result<PipelineConfig> {
-    match arg {
-        None => Ok(PipelineConfig::atl06()),
-        Some("atl06") if !Path::new("atl06").exists() => Ok(PipelineConfig::atl06()),
-        Some(path) => Ok(PipelineConfig::load(path)?),
-    }
+/// `--config`: a YAML path or URL, or the name of a built-in config (`atl06`); default `atl06`.
+pub(crate) async fn load_config(arg: Option<&str>) -> anyhow::Result<PipelineConfig> {
+    Ok(magg::run::load_pipeline(arg, &magg::store::StoreOptions::default()).await?)
 }
 
-/// Read a catalog file.
-pub(crate) fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
-    Ok(Catalog::read(path)?)
+/// Read a catalog (a path or a URL), printing what reading it corrected.
+pub(crate) async fn load_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let url = path.to_string_lossy();
+    let catalog = magg::run::load_catalog(&url, &magg::store::StoreOptions::default()).await?;
+    for w in &catalog.warnings {
+        eprintln!("magg: warning: {w}");
+    }
+    Ok(catalog)
 }
 
 /// The catalog cells selected by `--morton-cell` (repeatable) and `--max-cells`.
 pub(crate) fn select_cells(catalog: &Catalog, morton: &[i64], max_cells: Option<usize>) -> anyhow::Result<Vec<CatalogCell>> {
-    let all = catalog.cells();
-    let mut cells: Vec<CatalogCell> = if morton.is_empty() {
-        all
-    } else {
-        let mut out = Vec::new();
-        for m in morton {
-            match all.iter().find(|c| c.morton == *m) {
-                Some(c) => out.push(c.clone()),
-                None => bail!(
-                    "--morton-cell {m}: not in the catalog (it has {} cells at order {}, e.g. {})",
-                    catalog.catalog.len(),
-                    catalog.metadata.parent_order,
-                    catalog.catalog.keys().take(3).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            }
+    Ok(magg::run::select_cells(catalog, morton, max_cells)?)
+}
+
+/// `--connect-timeout` and `--request-timeout` (seconds) as store time limits.
+pub(crate) fn timeouts(connect: f64, request: f64) -> anyhow::Result<magg::store::Timeouts> {
+    let secs = |flag: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            bail!("{flag} {v}: expected a positive number of seconds")
         }
-        out
     };
-    if let Some(n) = max_cells {
-        cells.truncate(n);
-    }
-    Ok(cells)
+    let request = secs("--request-timeout", request)?;
+    Ok(magg::store::Timeouts { connect: secs("--connect-timeout", connect)?, request, retry_for: request, ..Default::default() })
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or under CI.

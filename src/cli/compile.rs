@@ -24,7 +24,7 @@ pub(crate) struct CompileArgs {
 }
 
 pub(crate) async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
-    let config = super::common::load_config(Some(&args.config))?;
+    let config = super::common::load_config(Some(&args.config)).await?;
     let compiled = config.compile()?;
     let parent = match args.cell {
         None => None,

@@ -66,19 +66,11 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let pipeline = PipelineConfig::atl06();
     let store_url = std::path::absolute(args.out.join("demo.zarr"))?.to_string_lossy().into_owned();
     let workers = args.max_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let config = RunConfig {
-        pipeline: pipeline.clone(),
-        parent_order: catalog.metadata.parent_order,
-        catalog_parents: catalog.cells().iter().map(|c| c.morton).collect(),
-        cells: catalog.cells(),
-        store_url: store_url.clone(),
-        store: StoreOptions::default(),
-        read: ReadOptions::default().with_decode_threads(workers),
-        workers,
-        overwrite: true,
-        resume: false,
-        index: None,
-    };
+    let mut config = RunConfig::new(pipeline.clone(), &catalog, store_url.clone());
+    config.workers = workers;
+    config.read = ReadOptions::default().with_decode_threads(workers);
+    // The demo's own store: running the demo again replaces it.
+    config.overwrite = true;
     println!("2/3 aggregating with the built-in atl06 config (child order {})", pipeline.output.grid.child_order);
     let summary = super::run::execute(&config).await?;
 
@@ -95,7 +87,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(top) = cells.first() {
         let cell = catalog.cells().into_iter().find(|c| c.morton == top.parent_morton).context("top cell vanished")?;
         let job = CellJob::new(&pipeline, StoreOptions::default(), ReadOptions::default(), workers)?;
-        let (ids, columns, _) = job.aggregate(&cell).await.map_err(|e| anyhow::anyhow!(e))?;
+        let (ids, columns, _) = job.aggregate(&cell).await?;
         let mut fields = vec![Field::new("cell_ids", DataType::UInt64, true)];
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(ids)];
         for (v, a) in pipeline.compile()?.variables.iter().zip(columns) {

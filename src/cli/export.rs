@@ -43,8 +43,8 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let config = super::common::load_config(args.config.as_deref())?;
-    let catalog = super::common::load_catalog(&args.catalog)?;
+    let config = super::common::load_config(args.config.as_deref()).await?;
+    let catalog = super::common::load_catalog(&args.catalog).await?;
     let cells = super::common::select_cells(&catalog, &args.cell, args.max_cells)?;
     let mode = config.latitude_mode()?;
     let compiled = config.compile()?;
@@ -58,7 +58,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut total = 0usize;
     for cell in &cells {
         let f = CellFilter::from_morton(cell.morton, mode).map_err(|e| anyhow::anyhow!("cell {}: {e}", cell.morton))?;
-        let opts = GranuleTableOptions::from_config(&config, &[]);
+        let opts = GranuleTableOptions::new(config.source()?);
         let granules = cell.granules.iter().map(|u| magg::table::GranuleRef { url: u.clone(), cells: None }).collect();
         let table = match &schema {
             Some(s) => GranuleTable::with_schema(opts, granules, Arc::clone(s)),

@@ -41,8 +41,8 @@ pub(crate) struct IndexArgs {
 }
 
 pub(crate) async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = super::common::load_config(Some(&args.config))?;
-    let catalog = super::common::load_catalog(&args.catalog)?;
+    let pipeline = super::common::load_config(Some(&args.config)).await?;
+    let catalog = super::common::load_catalog(&args.catalog).await?;
     let out = args.out.clone().unwrap_or_else(|| index::default_path(&args.catalog));
     let spec = IndexSpec::for_job(catalog.metadata.parent_order, pipeline.latitude_mode()?);
     let existing = if out.exists() {
@@ -53,7 +53,7 @@ pub(crate) async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
     };
     let index = Arc::new(existing);
     let workers = args.max_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut options = GranuleTableOptions::from_config(&pipeline, &[]);
+    let mut options = GranuleTableOptions::new(pipeline.source()?);
     options.read = ReadOptions::default().with_decode_threads(workers);
     let granules = catalog.granules();
 

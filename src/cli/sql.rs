@@ -86,15 +86,18 @@ pub(crate) async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     }
     let ctx = session::context(options);
     if args.catalog.is_some() || !args.files.is_empty() {
-        let config = super::common::load_config(args.config.as_deref())?;
-        let extra = args.vars.iter().map(|v| super::common::parse_var(v)).collect::<anyhow::Result<Vec<_>>>()?;
-        let mut opts = GranuleTableOptions::from_config(&config, &extra);
+        let config = super::common::load_config(args.config.as_deref()).await?;
+        let mut source = config.source()?;
+        for v in &args.vars {
+            source.set(format!("--var {v}"), super::common::parse_var(v)?)?;
+        }
+        let mut opts = GranuleTableOptions::new(source);
         opts.skip_bad_granules = args.skip_bad_granules;
         if args.drop_fill {
             opts.fill = FillHandling::Drop;
         }
         let granules = match &args.catalog {
-            Some(path) => magg::table::granules_from_catalog(&super::common::load_catalog(path)?),
+            Some(path) => magg::table::granules_from_catalog(&super::common::load_catalog(path).await?),
             None => magg::table::granules_from_patterns(&args.files)?,
         };
         let table = GranuleTable::try_new(opts, granules).await?;

@@ -20,8 +20,7 @@ pub const CELL_AGGREGATE_SQL: &str = include_str!("../../sql/cell_aggregate.sql"
 
 /// The order at which points are hashed before deriving child and parent cells, as the
 /// reference does with morton indices (their maximum order).
-pub const HASH_ORDER: u8 = 18;
-const _: () = assert!(HASH_ORDER == crate::table::POINT_CELL_ORDER, "the table's point cells are the hash order");
+pub const HASH_ORDER: u8 = crate::source::POINT_CELL_ORDER;
 
 /// numpy function names magg understands, for error messages.
 pub const FUNCTIONS: &str = "len, count, size, min, amin, nanmin, max, amax, nanmax, ptp, sum, nansum, \
@@ -73,11 +72,11 @@ impl CompiledPipeline {
     }
 
     /// The SQL expression of a row's cell at `order`. It reads the granule table's
-    /// per-point cell column ([`crate::table::POINT_CELL`], the same order-18 cell in the
+    /// per-point cell column ([`crate::source::POINT_CELL`], the same order-18 cell in the
     /// config's latitude mode), which the scan has computed already to find the rows in
     /// the parent cell; [`Self::hash_expr`] spells out what it holds.
     pub fn cell_expr(&self, order: u8) -> String {
-        format!("healpix_parent({}, {HASH_ORDER}, {order})", crate::table::POINT_CELL)
+        format!("healpix_parent({}, {HASH_ORDER}, {order})", crate::source::POINT_CELL)
     }
 
     /// The `GROUP BY cell` query, restricted to `parent` when given.

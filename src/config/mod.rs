@@ -89,8 +89,10 @@ pub struct DataSource {
     /// Groups (beams) to read, substituted for `{group}` in paths.
     pub groups: Vec<String>,
     /// `latitude` and `longitude` dataset path templates.
+    #[serde(deserialize_with = "crate::unique_map::deserialize")]
     pub coordinates: IndexMap<String, String>,
     /// Column name -> dataset path template.
+    #[serde(deserialize_with = "crate::unique_map::deserialize")]
     pub variables: IndexMap<String, String>,
     /// Keep only rows where a dataset equals a value.
     #[serde(default)]
@@ -119,9 +121,10 @@ impl QualityFilter {
 #[serde(deny_unknown_fields)]
 pub struct Aggregation {
     /// `cell_ids` and `morton` coordinate arrays.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub coordinates: IndexMap<String, CoordinateSpec>,
     /// Output variables in order.
+    #[serde(deserialize_with = "crate::unique_map::deserialize")]
     pub variables: IndexMap<String, VariableSpec>,
 }
 
@@ -147,7 +150,7 @@ pub struct VariableSpec {
     #[serde(default)]
     pub source: Option<String>,
     /// Keyword parameters (`weights`, `q`, `ddof`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub params: IndexMap<String, serde_yaml::Value>,
     /// numpy-style aggregate expression over data-source variables.
     #[serde(default)]
@@ -239,11 +242,20 @@ impl PipelineConfig {
     /// Parse and validate YAML text. `name` becomes the SQL table name; `file` names the
     /// source in errors.
     pub fn from_yaml(text: &str, name: &str, file: &Path) -> Result<Self, ConfigError> {
-        let mut config: PipelineConfig =
-            serde_yaml::from_str(text).map_err(|source| ConfigError::Yaml {
-                file: file.to_owned(),
-                source,
-            })?;
+        let mut config: PipelineConfig = serde_yaml::from_str(text).map_err(|source| {
+            let msg = source.to_string();
+            match crate::unique_map::yaml_duplicate_line(text, &msg) {
+                Some((key, first, again)) => ConfigError::Invalid {
+                    file: file.to_owned(),
+                    key: match msg.split(": duplicate").next().filter(|p| *p != msg && !p.is_empty()) {
+                        Some(path) => format!("{path}.{key}"),
+                        None => key.clone(),
+                    },
+                    message: format!("duplicate key {key:?} at line {again} (first at line {first}); each key may appear once"),
+                },
+                None => ConfigError::Yaml { file: file.to_owned(), source },
+            }
+        })?;
         config.name = sanitize_table_name(name);
         config.file = file.to_owned();
         config.validate()?;
@@ -258,17 +270,37 @@ impl PipelineConfig {
         }
     }
 
-    /// Column names the table exposes from this config (coordinates, variables, quality).
-    pub fn data_columns(&self) -> Vec<String> {
-        let mut cols: Vec<String> = self.data_source.coordinates.keys().cloned().collect();
-        cols.extend(self.data_source.variables.keys().cloned());
-        if let Some(q) = &self.data_source.quality_filter {
-            let c = q.column().to_owned();
-            if !cols.contains(&c) {
-                cols.push(c);
-            }
+    /// What the granule table reads for this config: coordinates first, then the
+    /// variables, then the quality column (once, when a variable already reads that
+    /// dataset under that name). A name the table reserves, or one name for two datasets,
+    /// is an error naming the key.
+    pub fn source(&self) -> Result<crate::source::SourceSpec, ConfigError> {
+        use crate::source::{ColumnSource, SourceSpec};
+        let ds = &self.data_source;
+        let coord = |k: &str| ds.coordinates.get(k).cloned().unwrap_or_default();
+        let mut spec = SourceSpec::new(
+            self.name.clone(),
+            ds.groups.clone(),
+            &coord("latitude"),
+            &coord("longitude"),
+            self.latitude_mode()?,
+        );
+        let err = |e: crate::source::SourceError| self.invalid(e.key, e.message);
+        for (name, template) in &ds.variables {
+            spec.add(format!("data_source.variables.{name}"), ColumnSource::new(name.clone(), template.clone()))
+                .map_err(err)?;
         }
-        cols
+        if let Some(q) = &ds.quality_filter {
+            spec.add("data_source.quality_filter.dataset", ColumnSource::new(q.column(), q.dataset.clone()))
+                .map_err(err)?;
+        }
+        spec.check().map_err(err)?;
+        Ok(spec)
+    }
+
+    /// Column names the table exposes from this config (coordinates, variables, quality).
+    pub fn data_columns(&self) -> Result<Vec<String>, ConfigError> {
+        Ok(self.source()?.columns.into_iter().map(|c| c.name).collect())
     }
 
     /// Names usable in expressions: the data-source variables.
@@ -307,20 +339,16 @@ impl PipelineConfig {
         if ds.variables.is_empty() {
             return Err(self.invalid("data_source.variables", "got no variables, expected at least one"));
         }
-        let reserved = ["granule", "beam", "row", "cell", "latitude", "longitude"];
-        for (name, path) in &ds.variables {
-            if reserved.contains(&name.as_str()) {
-                return Err(self.invalid(
-                    format!("data_source.variables.{name}"),
-                    format!("{name:?} is a reserved column name ({})", reserved.join(", ")),
-                ));
-            }
-            if !path.starts_with('/') {
-                return Err(self.invalid(
-                    format!("data_source.variables.{name}"),
-                    format!("got {path:?}, expected an absolute dataset path such as /{{group}}/land_ice_segments/h_li"),
-                ));
-            }
+        // Names the table reserves, collisions between variables, coordinates and the
+        // quality column, relative paths: one check, shared with `magg sql --var`.
+        self.source()?;
+        if let Some(q) = &ds.quality_filter
+            && !q.dataset.starts_with('/')
+        {
+            return Err(self.invalid(
+                "data_source.quality_filter.dataset",
+                format!("got {:?}, expected an absolute dataset path such as /{{group}}/land_ice_segments/atl06_quality_summary", q.dataset),
+            ));
         }
         let grid = &self.output.grid;
         if grid.kind != "healpix" {
@@ -362,6 +390,20 @@ impl PipelineConfig {
         if self.aggregation.variables.is_empty() {
             return Err(self.invalid("aggregation.variables", "got no variables, expected at least one"));
         }
+        let mut seen: Vec<&str> = Vec::new();
+        for name in self.aggregation.variables.keys() {
+            let key = format!("aggregation.variables.{name}");
+            if let Some(why) = bad_array_name(name) {
+                return Err(self.invalid(key, format!("got output name {name:?}: {why}")));
+            }
+            if let Some(other) = seen.iter().find(|o| o.eq_ignore_ascii_case(name)) {
+                return Err(self.invalid(
+                    key,
+                    format!("output name {name:?} differs from {other:?} only in case; the two arrays would share a directory on case-insensitive file systems"),
+                ));
+            }
+            seen.push(name);
+        }
         // Compiling checks functions, sources, params and expressions with key paths.
         self.compile().map(|_| ())
     }
@@ -399,6 +441,26 @@ impl PipelineConfig {
     }
 }
 
+/// Why `name` cannot be an output array name (a path component of the store), if it cannot.
+fn bad_array_name(name: &str) -> Option<String> {
+    const TAKEN: [&str; 4] = [crate::sink::CELL_IDS, crate::sink::MORTON, crate::source::CELL_COLUMN, "zarr.json"];
+    if name.is_empty() {
+        return Some("expected a non-empty name".into());
+    }
+    if let Some(t) = TAKEN.iter().find(|t| t.eq_ignore_ascii_case(name)) {
+        return Some(format!("{t} is written by magg itself (the store's coordinates, the query's cell column or zarr metadata)"));
+    }
+    if name.starts_with('.') || name.starts_with("__") {
+        return Some("names starting with '.' or '__' are reserved by zarr and hidden by file systems".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))) {
+        return Some(format!(
+            "{c:?} is not allowed; expected letters, digits, '_' and '-' (the name is a directory of the store and a SQL column)"
+        ));
+    }
+    None
+}
+
 /// SQL table names: the file stem with anything but letters, digits and `_` replaced.
 fn sanitize_table_name(name: &str) -> String {
     let s: String = name
@@ -430,7 +492,7 @@ mod tests {
             c.aggregation.variables.keys().collect::<Vec<_>>(),
             ["count", "h_min", "h_max", "h_mean", "h_sigma", "h_variance", "h_q25", "h_q50", "h_q75"]
         );
-        assert_eq!(c.data_columns(), ["latitude", "longitude", "h_li", "s_li", "atl06_quality_summary"]);
+        assert_eq!(c.data_columns().unwrap(), ["latitude", "longitude", "h_li", "s_li", "atl06_quality_summary"]);
     }
 
     fn replace(from: &str, to: &str) -> String {

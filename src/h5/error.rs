@@ -7,8 +7,14 @@
 #[non_exhaustive]
 pub enum H5Error {
     /// The object, group or dataset does not exist (`path` is `/` for a missing object).
-    #[error("not found: {path} in {url}")]
+    #[error("{}", not_found_message(url, path))]
     NotFound { url: String, path: String },
+    /// The path names a group where a dataset was expected.
+    #[error("{path} in {url} is a group, not a dataset")]
+    NotADataset { url: String, path: String },
+    /// The object has no bytes at all.
+    #[error("granule {url} is an empty file (0 bytes), expected an HDF5 file")]
+    Empty { url: String },
     /// The bytes do not form a valid HDF5 structure (truncated file, bad checksum, bad
     /// signature, a chunk that does not decode to its declared size, a parser panic).
     #[error("corrupt hdf5 {url} at {path}: {detail}")]
@@ -29,6 +35,10 @@ pub enum H5Error {
     /// The requested rows are not a valid selection of the dataset.
     #[error("invalid row selection for {path} in {url}: {detail}")]
     InvalidSelection { url: String, path: String, detail: String },
+}
+
+fn not_found_message(url: &str, path: &str) -> String {
+    if path == "/" { format!("granule not found: {url}") } else { format!("{path} not found in {url}") }
 }
 
 impl H5Error {

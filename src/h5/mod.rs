@@ -305,9 +305,20 @@ impl H5File {
         local: Option<std::path::PathBuf>,
     ) -> Result<H5File, H5Error> {
         let block = options.block_size.max(512) as u64;
-        let (first, size) = crate::store::get_range_with_size(store.as_ref(), &location, 0..block)
-            .await
-            .map_err(|e| H5Error::io(url, e))?;
+        let (first, size) = match crate::store::get_range_with_size(store.as_ref(), &location, 0..block).await {
+            Ok(got) => got,
+            // A zero-length object fails the ranged read; say what it is.
+            Err(e) => {
+                use object_store::ObjectStoreExt;
+                return Err(match store.head(&location).await {
+                    Ok(meta) if meta.size == 0 => H5Error::Empty { url: url.to_owned() },
+                    _ => H5Error::io(url, e),
+                });
+            }
+        };
+        if size == 0 {
+            return Err(H5Error::Empty { url: url.to_owned() });
+        }
         let meta = Arc::new(MetaStorage::new(
             Arc::clone(&store),
             location.clone(),
@@ -657,7 +668,10 @@ pub(crate) fn is_undefined(addr: u64, offset_size: u8) -> bool {
 
 /// Open and resolve the dataset at `path` (blocking: misses fetch on demand).
 fn parse_dataset(file: &Hdf5File, url: &str, meta: &Arc<MetaStorage>, path: &str) -> Result<Resolved, H5Error> {
-    let ds = file.dataset(path).map_err(|e| H5Error::from_parser(url, path, e, meta.take_io_error()))?;
+    let ds = file.dataset(path).map_err(|e| match H5Error::from_parser(url, path, e, meta.take_io_error()) {
+        H5Error::NotFound { .. } if file.group(path).is_ok() => H5Error::NotADataset { url: url.to_owned(), path: path.to_owned() },
+        e => e,
+    })?;
     resolve_dataset(file, url, Some(meta), path, ds)
 }
 

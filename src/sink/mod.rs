@@ -490,6 +490,40 @@ fn checked_template(url: &str, t: &StoreTemplate) -> Result<(u64, Vec<ZarrType>)
     Ok((1_u64 << (2 * u32::from(t.child_order - t.parent_order)), types))
 }
 
+/// Uncompressed bytes of one child over every array of `t` (variables, `morton`, `cell_ids`).
+pub fn template_bytes_per_cell(t: &StoreTemplate) -> u64 {
+    let vars: u64 = t
+        .variables
+        .iter()
+        .filter_map(|v| ZarrType::from_arrow(&v.data_type))
+        .map(|ty| type_size(ty) as u64)
+        .sum();
+    vars + 16
+}
+
+fn type_size(ty: ZarrType) -> usize {
+    match ty {
+        ZarrType::I8 | ZarrType::U8 => 1,
+        ZarrType::I16 | ZarrType::U16 => 2,
+        ZarrType::I32 | ZarrType::U32 | ZarrType::F32 => 4,
+        ZarrType::I64 | ZarrType::U64 | ZarrType::F64 => 8,
+    }
+}
+
+/// Remove the empty directories below `dir` (not `dir` itself); true when `dir` is empty.
+fn prune_empty_dirs(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let mut empty = true;
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) && prune_empty_dirs(&p) && std::fs::remove_dir(&p).is_ok() {
+            continue;
+        }
+        empty = false;
+    }
+    empty
+}
+
 fn num_chunks(t: &StoreTemplate) -> u64 {
     match &t.layout {
         StoreLayout::Compact { parents } => parents.len() as u64,
@@ -541,6 +575,11 @@ impl ZarrSink {
                     key: "(overwrite)".into(),
                     source,
                 })?;
+            // Deleting files leaves their directories on a local store; a replaced
+            // store should not keep the old group's empty folders.
+            if let Some(dir) = crate::store::local_path(url) {
+                let _ = tokio::task::spawn_blocking(move || prune_empty_dirs(&dir)).await;
+            }
         }
 
         let shape = num_chunks(template) * chunk_len;
@@ -956,22 +995,80 @@ impl ZarrSink {
         Ok(bytes::Bytes::from(encoded.into_owned()))
     }
 
-    /// Whether the parent's chunks are all present. `cell_ids` is written last, so its
-    /// absence answers quickly for cells never (or only partly) written.
+    /// Whether the parent's chunks are all there and whole: `cell_ids` (written last, so
+    /// its absence answers quickly for cells never or only partly written) holds exactly
+    /// the parent's children, and every other array's chunk decodes to a full chunk. A
+    /// truncated, empty or foreign chunk makes the cell incomplete, so `--resume` writes
+    /// it again instead of keeping it.
     pub async fn cell_complete(&self, parent_morton: i64) -> Result<bool, SinkError> {
         let chunk = self.chunk_index(parent_morton)?;
+        let parent = self.parent_nested(parent_morton)?;
         let inner = &self.inner;
         let Some((marker, rest)) = inner.arrays.split_last() else {
             return Ok(false);
         };
-        if !exists(&inner.store, &inner.url, &self.chunk_key(&marker.name, chunk)).await? {
+        let Some(ids) = self.read_chunk(marker, chunk).await? else {
+            return Ok(false);
+        };
+        let first = parent * inner.chunk_len;
+        let want = le_bytes(&(first..first + inner.chunk_len).collect::<Vec<u64>>());
+        if ids != want {
             return Ok(false);
         }
-        let checks = rest.iter().map(|a| {
+        let reads = rest.iter().map(|a| self.read_chunk(a, chunk));
+        Ok(futures::future::try_join_all(reads).await?.iter().all(Option::is_some))
+    }
+
+    /// The decoded bytes of one chunk, `None` when it is absent or does not decode to a
+    /// full chunk.
+    async fn read_chunk(&self, info: &ArrayInfo, chunk: u64) -> Result<Option<Vec<u8>>, SinkError> {
+        let inner = &self.inner;
+        let key = self.chunk_key(&info.name, chunk);
+        let bytes = match inner.store.get(&Path::from(key.as_str())).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(SinkError::Store { url: inner.url.clone(), key, source }),
+        };
+        let shape = [NonZeroU64::new(inner.chunk_len).unwrap_or(NonZeroU64::MIN)];
+        let decoded = info.zarray.codecs().decode(
+            std::borrow::Cow::Owned(bytes.to_vec()),
+            &shape,
+            info.zarray.data_type(),
+            info.zarray.fill_value(),
+            &CodecOptions::default(),
+        );
+        let full = inner.chunk_len as usize * type_size(info.ty);
+        Ok(match decoded.map(|d| d.into_fixed().map(|f| f.into_owned())) {
+            Ok(Ok(raw)) if raw.len() == full => Some(raw),
+            _ => None,
+        })
+    }
+
+    /// Delete the parent's chunk of every array, the completeness marker first, so a
+    /// rewrite that fails leaves the cell incomplete (and `--resume` retries it) rather
+    /// than holding the previous run's values under a new run's name. Only this cell's
+    /// objects are touched: another run writing other cells of the store is unaffected.
+    pub async fn clear_cell(&self, parent_morton: i64) -> Result<(), SinkError> {
+        let chunk = self.chunk_index(parent_morton)?;
+        let inner = &self.inner;
+        for a in inner.arrays.iter().rev() {
             let key = self.chunk_key(&a.name, chunk);
-            async move { exists(&inner.store, &inner.url, &key).await }
-        });
-        Ok(futures::future::try_join_all(checks).await?.into_iter().all(|e| e))
+            match inner.store.delete(&Path::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => return Err(SinkError::Store { url: inner.url.clone(), key, source }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of one child over every array (the variables and both coordinates),
+    /// uncompressed: the chunk set of one parent is this times [`Self::chunk_len`].
+    pub fn bytes_per_cell(&self) -> u64 {
+        template_bytes_per_cell(&self.inner.template)
     }
 
     /// Rewrites the root `zarr.json` with inline consolidated metadata, as zarr-python's
@@ -1088,18 +1185,6 @@ async fn put(store: &Arc<dyn ObjectStore>, url: &str, key: &str, bytes: impl Int
             key: key.to_owned(),
             source,
         })
-}
-
-async fn exists(store: &Arc<dyn ObjectStore>, url: &str, key: &str) -> Result<bool, SinkError> {
-    match store.head(&Path::from(key)).await {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(source) => Err(SinkError::Store {
-            url: url.to_owned(),
-            key: key.to_owned(),
-            source,
-        }),
-    }
 }
 
 async fn get_json(store: &Arc<dyn ObjectStore>, url: &str, key: &str) -> Result<Option<Value>, SinkError> {

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// Plain `http://` was given without [`StoreOptions::allow_http`].
     #[error("refusing plain http for {url}: set allow_http (or AWS_ALLOW_HTTP=true) to permit it")]
     HttpNotAllowed { url: String },
+    /// The S3 endpoint is plain `http://` and [`StoreOptions::allow_http`] is off.
+    #[error("{url}: the S3 endpoint {endpoint} is plain http; an http endpoint needs AWS_ALLOW_HTTP=true")]
+    HttpEndpoint { url: String, endpoint: String },
     /// The object_store builder refused the configuration.
     #[error("cannot build object store for {url}: {source}")]
     Build {
@@ -72,6 +75,54 @@ pub struct StoreOptions {
     pub skip_signature: bool,
     /// Do not read the environment (only the fields above apply). Set by [`StoreOptions::none`].
     pub ignore_env: bool,
+    /// Time limits and retries of remote requests ([`Timeouts::default`] when `None`).
+    pub timeouts: Option<Timeouts>,
+}
+
+/// How long a remote request may take, and how long it is retried.
+///
+/// object_store's own defaults retry a failing request for up to three minutes, so an
+/// endpoint that hangs cost a run about 181 s per cell. magg's defaults give up on a dead
+/// endpoint within about half a minute per request; the job then stops a run whose
+/// cells keep failing the same way (see `crate::run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time to establish a connection.
+    pub connect: Duration,
+    /// Time for one whole request (headers and body).
+    pub request: Duration,
+    /// Retries of a request that failed in a retryable way (5xx, 429, connection reset).
+    pub max_retries: usize,
+    /// Give up retrying after this long.
+    pub retry_for: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+            max_retries: 3,
+            retry_for: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    fn client_options(&self, allow_http: bool) -> ClientOptions {
+        ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(self.connect)
+            .with_timeout(self.request)
+    }
+
+    fn retry(&self) -> object_store::RetryConfig {
+        object_store::RetryConfig {
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_for,
+            ..Default::default()
+        }
+    }
 }
 
 impl fmt::Debug for StoreOptions {
@@ -86,6 +137,7 @@ impl fmt::Debug for StoreOptions {
             .field("allow_http", &self.allow_http)
             .field("skip_signature", &self.skip_signature)
             .field("ignore_env", &self.ignore_env)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -104,6 +156,7 @@ impl StoreOptions {
             allow_http: var("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             skip_signature: false,
             ignore_env: false,
+            timeouts: None,
         }
     }
 
@@ -126,6 +179,7 @@ impl StoreOptions {
             allow_http: self.allow_http || env.allow_http,
             skip_signature: self.skip_signature,
             ignore_env: false,
+            timeouts: self.timeouts,
         }
     }
 }
@@ -158,9 +212,17 @@ pub fn resolve(url: &str, opts: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, 
                 return Err(invalid("missing object key".to_string()));
             }
             let o = opts.effective();
+            let timeouts = o.timeouts.unwrap_or_default();
             let mut b = if o.ignore_env { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() };
-            b = b.with_bucket_name(bucket).with_allow_http(o.allow_http);
+            b = b
+                .with_bucket_name(bucket)
+                .with_client_options(timeouts.client_options(o.allow_http))
+                .with_retry(timeouts.retry());
             if let Some(e) = &o.endpoint {
+                // Without this check the request fails later as reqwest's bare "builder error".
+                if e.to_ascii_lowercase().starts_with("http://") && !o.allow_http {
+                    return Err(StoreError::HttpEndpoint { url: url.to_string(), endpoint: e.clone() });
+                }
                 b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
             }
             if let Some(r) = &o.region {
@@ -192,9 +254,11 @@ pub fn resolve(url: &str, opts: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, 
                 Some(p) => format!("{s}://{host}:{p}"),
                 None => format!("{s}://{host}"),
             };
+            let timeouts = o.timeouts.unwrap_or_default();
             let store = HttpBuilder::new()
                 .with_url(base)
-                .with_client_options(ClientOptions::new().with_allow_http(o.allow_http))
+                .with_client_options(timeouts.client_options(o.allow_http))
+                .with_retry(timeouts.retry())
                 .build()
                 .map_err(build_err)?;
             let path = Path::from_url_path(parsed.path()).map_err(|e| invalid(e.to_string()))?;
@@ -211,6 +275,92 @@ pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => url::Url::parse(url).ok()?.to_file_path().ok(),
         Some(_) => None,
     }
+}
+
+/// The canonical spelling of a granule URL, so that two spellings of one granule are
+/// recognised as one: local paths are made absolute with `.` and `..` removed lexically
+/// (`./a.h5`, `a.h5`, `dir/../a.h5` and `file:///cwd/a.h5` are the same file); remote
+/// URLs go through the URL parser, which lower-cases scheme and host, drops a default
+/// port and resolves dot segments. Nothing is read from disk or network.
+pub fn normalize_url(url: &str) -> String {
+    if let Some(p) = local_path(url) {
+        let mut out = std::path::PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    if !out.pop() {
+                        out.push(c);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        return out.to_string_lossy().into_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(u) => u.to_string(),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// `text` with the secrets a URL can carry replaced by `***`: the user and password of
+/// `scheme://user:pass@host`, and the values of query parameters that sign or authorise
+/// a request (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`, `token`,
+/// `access_token`, `Signature`, `sig`, ...). Every message and report that may name a
+/// granule URL passes through this.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // userinfo: "://" ... "@" before any "/", whitespace or quote.
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || matches!(c, '"' | '\'' | '?' | '#')).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    redact_query(&out)
+}
+
+/// Query parameter names (lower case) whose values are secrets, or that contain one of
+/// these words.
+const SECRET_PARAMS: [&str; 8] = ["signature", "credential", "token", "sig", "password", "secret", "key", "auth"];
+
+fn redact_query(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        let c = bytes[i];
+        if (c == b'?' || c == b'&') && i + 1 < text.len() {
+            // name=value after a separator
+            let start = i + 1;
+            let name_end = text[start..].find(|ch: char| ch == '=' || ch == '&' || ch.is_whitespace()).map_or(text.len(), |k| start + k);
+            if name_end < text.len() && bytes[name_end] == b'=' {
+                let name = text[start..name_end].to_ascii_lowercase();
+                if SECRET_PARAMS.iter().any(|w| name.contains(w)) {
+                    let value_end = text[name_end + 1..]
+                        .find(|ch: char| ch == '&' || ch == '#' || ch.is_whitespace() || matches!(ch, '"' | '\'' | ')'))
+                        .map_or(text.len(), |k| name_end + 1 + k);
+                    out.push_str(&text[i..=name_end]);
+                    out.push_str("***");
+                    i = value_end;
+                    continue;
+                }
+            }
+        }
+        let ch = text[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 /// Fetch `ranges` of `location` (already merged by the caller), in the same order.
@@ -414,6 +564,47 @@ mod tests {
     use super::*;
     use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
+
+    #[test]
+    fn spellings_of_one_granule_normalise_alike() {
+        let cwd = std::env::current_dir().unwrap();
+        let abs = cwd.join("g/a.h5").to_string_lossy().into_owned();
+        for spelling in ["g/a.h5", "./g/a.h5", "g/./a.h5", "g/x/../a.h5", "g//a.h5"] {
+            assert_eq!(normalize_url(spelling), abs, "{spelling}");
+        }
+        assert_eq!(normalize_url(&format!("file://{abs}")), abs);
+        assert_eq!(normalize_url("S3://bucket/a/./b/../c.h5"), "s3://bucket/a/c.h5");
+        assert_eq!(normalize_url("https://Host.example:443/x.h5"), "https://host.example/x.h5");
+        assert_ne!(normalize_url("s3://bucket/a.h5"), normalize_url("s3://bucket/b.h5"));
+    }
+
+    #[test]
+    fn secrets_in_urls_are_redacted() {
+        let cases = [
+            ("granule https://alice:hunter2@host/g.h5: not found", "granule https://***@host/g.h5: not found"),
+            (
+                "https://b.s3.amazonaws.com/g.h5?X-Amz-Algorithm=AWS4&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc123&x-amz-security-token=zzz",
+                "https://b.s3.amazonaws.com/g.h5?X-Amz-Algorithm=AWS4&X-Amz-Credential=***&X-Amz-Signature=***&x-amz-security-token=***",
+            ),
+            ("\"https://h/g.h5?token=t0k&page=2\" failed", "\"https://h/g.h5?token=***&page=2\" failed"),
+            ("s3://bucket/key.h5 is fine", "s3://bucket/key.h5 is fine"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text), want);
+            for secret in ["hunter2", "abc123", "zzz", "t0k", "AKIA"] {
+                assert!(!redact(text).contains(secret));
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_without_allow_http_names_the_setting() {
+        let opts = StoreOptions { endpoint: Some("http://127.0.0.1:9".into()), region: Some("us-east-1".into()), ..StoreOptions::none() };
+        let err = resolve("s3://b/k.h5", &opts).err().unwrap().to_string();
+        assert!(err.contains("needs AWS_ALLOW_HTTP=true"), "{err}");
+        let ok = StoreOptions { allow_http: true, ..opts };
+        assert!(resolve("s3://b/k.h5", &ok).is_ok());
+    }
 
     #[test]
     fn resolves_local_s3_and_https() {

@@ -422,6 +422,7 @@ pub fn generate_with_progress(
             .into_iter()
             .map(|(cell, urls)| (cell.to_string(), urls))
             .collect::<IndexMap<_, _>>(),
+        warnings: Vec::new(),
     };
     let catalog_path = out_dir.join("catalog.json");
     catalog.write(&catalog_path)?;

@@ -465,7 +465,24 @@ async fn read_beam(shared: &Shared, url_arc: &Arc<str>, group: &str) -> Result<O
     let first = if index.is_some() { &paths[..1] } else { &paths[..] };
     let lat_info = match file.dataset_infos(first).await.swap_remove(0) {
         Ok(info) => info,
-        Err(H5Error::NotFound { .. }) => return Ok(None),
+        Err(H5Error::NotFound { .. }) => {
+            // Absent beams are legitimate (a laser off), but a corrupted name reads the
+            // same: say which, so reports can tell them apart.
+            let group_path = match lat_col.template.split_once("{group}") {
+                Some((before, _)) => format!("{before}{group}"),
+                None => format!("/{group}"),
+            };
+            let missing = match file.exists(&group_path).await {
+                Ok(false) => "group".to_owned(),
+                _ => lat_path.clone(),
+            };
+            let absent = super::AbsentBeam { granule: url.to_owned(), group: group.to_owned(), missing };
+            let mut list = shared.metrics.absent_beams.lock();
+            if !list.contains(&absent) {
+                list.push(absent);
+            }
+            return Ok(None);
+        }
         Err(e) => return Err(granule_err(e)),
     };
     let n_rows = lat_info.shape.first().copied().unwrap_or(0);

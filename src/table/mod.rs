@@ -36,20 +36,20 @@ use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
 use crate::catalog::Catalog;
-use crate::config::PipelineConfig;
 use crate::h5::{H5Error, H5File, ReadOptions};
 use crate::store::StoreOptions;
 
 pub use exec::GranuleScanExec;
 pub use filter::{CellFilter, Pushed};
 pub use index::{CoordinateIndex, IndexError, IndexSpec};
+pub use crate::source::{ColumnSource, META_COLUMNS, POINT_CELL, POINT_CELL_ORDER, SourceSpec};
 
 /// Errors building or scanning a granule table.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TableError {
-    /// A granule could not be read.
-    #[error("granule {url}: {source}")]
+    /// A granule could not be read (the reader's message names the granule).
+    #[error("{source}")]
     Granule {
         /// The granule URL.
         url: String,
@@ -100,6 +100,9 @@ pub enum TableError {
         /// The cause.
         source: arrow::error::ArrowError,
     },
+    /// A data column takes a name the table uses itself, or two columns collide.
+    #[error(transparent)]
+    Column(#[from] crate::source::SourceError),
     /// A task failed (a panic in a worker thread: a bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,22 +111,6 @@ pub enum TableError {
 impl From<TableError> for DataFusionError {
     fn from(e: TableError) -> Self {
         DataFusionError::External(Box::new(e))
-    }
-}
-
-/// A table column read from a dataset in every group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnSource {
-    /// Column name.
-    pub name: String,
-    /// Dataset path template with `{group}`.
-    pub template: String,
-}
-
-impl ColumnSource {
-    /// The dataset path in `group`.
-    pub fn path(&self, group: &str) -> String {
-        self.template.replace("{group}", group)
     }
 }
 
@@ -171,35 +158,13 @@ pub struct GranuleTableOptions {
 }
 
 impl GranuleTableOptions {
-    /// Options for a pipeline config's data source, plus extra `name=/{group}/path` columns.
-    pub fn from_config(config: &PipelineConfig, extra: &[ColumnSource]) -> Self {
-        let ds = &config.data_source;
-        let mut columns = Vec::new();
-        for (name, template) in ds.coordinates.iter().chain(ds.variables.iter()) {
-            columns.push(ColumnSource { name: name.clone(), template: template.clone() });
-        }
-        // latitude, longitude first, whatever the YAML order.
-        columns.sort_by_key(|c| match c.name.as_str() {
-            "latitude" => 0,
-            "longitude" => 1,
-            _ => 2,
-        });
-        if let Some(q) = &ds.quality_filter
-            && !columns.iter().any(|c| c.name == q.column())
-        {
-            columns.push(ColumnSource { name: q.column().to_owned(), template: q.dataset.clone() });
-        }
-        for e in extra {
-            if let Some(c) = columns.iter_mut().find(|c| c.name == e.name) {
-                c.template = e.template.clone();
-            } else {
-                columns.push(e.clone());
-            }
-        }
+    /// Options reading `source` (a pipeline config's [`SourceSpec`], or one built for
+    /// `magg sql --files`), with default reader settings.
+    pub fn new(source: SourceSpec) -> Self {
         Self {
-            name: config.name.clone(),
-            groups: ds.groups.clone(),
-            columns,
+            name: source.name,
+            groups: source.groups,
+            columns: source.columns,
             fill: FillHandling::Null,
             skip_bad_granules: false,
             cell: None,
@@ -208,7 +173,7 @@ impl GranuleTableOptions {
             prefetch: 2,
             object_store: None,
             coord_index: None,
-            cell_mode: config.latitude_mode().unwrap_or_default(),
+            cell_mode: source.cell_mode,
         }
     }
 }
@@ -288,7 +253,21 @@ pub fn granules_from_patterns(patterns: &[String]) -> Result<Vec<GranuleRef>, Ta
             out.push(GranuleRef { url: p.clone(), cells: None });
         }
     }
+    // A file matched by two patterns, or named twice, is one granule: read once.
+    let mut seen = HashSet::new();
+    out.retain(|g| seen.insert(crate::store::normalize_url(&g.url)));
     Ok(out)
+}
+
+/// A beam of a granule that has no coordinates to read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct AbsentBeam {
+    /// The granule URL.
+    pub granule: String,
+    /// The group (beam).
+    pub group: String,
+    /// `group` when the whole group is missing, else the missing dataset's path.
+    pub missing: String,
 }
 
 /// Counters a scan updates, for reports (`--report`) and tests.
@@ -306,6 +285,10 @@ pub struct ScanMetrics {
     pub rows_kept: AtomicU64,
     /// Granules skipped with `skip_bad_granules`, with the error.
     pub bad_granules: Mutex<Vec<(String, String)>>,
+    /// Beams read as empty because their coordinates are absent: (granule URL, group,
+    /// what is missing). Real granules lack beams that were off; a corrupted name looks
+    /// the same to the reader, so reports list them instead of hiding them.
+    pub absent_beams: Mutex<Vec<AbsentBeam>>,
 }
 
 impl ScanMetrics {
@@ -330,20 +313,17 @@ pub struct GranuleTable {
     metrics: Arc<ScanMetrics>,
 }
 
-/// The three columns every granule table has before the data columns.
-pub const META_COLUMNS: [&str; 3] = ["granule", "beam", "row"];
-
-/// The column after the data columns: each point's nested HEALPix cell at order
-/// [`POINT_CELL_ORDER`] (`NULL` for invalid coordinates), in the table's latitude mode.
-/// Queries derive child and parent cells from it with `healpix_parent`, as the reference
-/// derives them from the order-18 morton index, and the scan computes it anyway when it
-/// decides which rows lie in a parent cell: reading it costs nothing there, where
-/// `healpix_cell(latitude, longitude, 18)` in SQL would hash every row a second time.
-/// Absent when a data column already has this name.
-pub const POINT_CELL: &str = "cell18";
-
-/// The order of [`POINT_CELL`].
-pub const POINT_CELL_ORDER: u8 = 18;
+/// Column names must not shadow the table's own columns, nor each other.
+fn check_columns(options: &GranuleTableOptions) -> Result<(), TableError> {
+    let spec = SourceSpec {
+        name: options.name.clone(),
+        groups: options.groups.clone(),
+        columns: options.columns.clone(),
+        keys: options.columns.iter().map(|c| format!("column {}", c.name)).collect(),
+        cell_mode: options.cell_mode,
+    };
+    Ok(spec.check()?)
+}
 
 impl GranuleTable {
     /// Build the table; the column types come from the first granule that has each
@@ -352,6 +332,7 @@ impl GranuleTable {
         if granules.is_empty() {
             return Err(TableError::Empty("the catalog or file list is empty".into()));
         }
+        check_columns(&options)?;
         let mut types: Vec<Option<DataType>> = vec![None; options.columns.len()];
         let mut last_err = None;
         for g in &granules {
@@ -407,9 +388,8 @@ impl GranuleTable {
             }
             fields.push(Field::new(&col.name, ty, true));
         }
-        if !options.columns.iter().any(|c| c.name == POINT_CELL) {
-            fields.push(Field::new(POINT_CELL, DataType::UInt64, true));
-        }
+        // Data columns never take this name (`SourceSpec::check`).
+        fields.push(Field::new(POINT_CELL, DataType::UInt64, true));
         Ok(Self {
             options: Arc::new(options),
             granules,
@@ -572,18 +552,6 @@ mod tests {
         assert!(!g.may_touch(&foreign_child));
         // No catalog information: always read.
         assert!(GranuleRef { url: "b.h5".into(), cells: None }.may_touch(&other));
-    }
-
-    #[test]
-    fn config_columns_put_coordinates_first_and_add_quality() {
-        let c = PipelineConfig::atl06();
-        let o = GranuleTableOptions::from_config(
-            &c,
-            &[ColumnSource { name: "dem_h".into(), template: "/{group}/land_ice_segments/dem/dem_h".into() }],
-        );
-        let names: Vec<_> = o.columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["latitude", "longitude", "h_li", "s_li", "atl06_quality_summary", "dem_h"]);
-        assert_eq!(o.columns[3].path("gt2r"), "/gt2r/land_ice_segments/h_li_sigma");
     }
 
     #[test]
