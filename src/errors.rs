@@ -136,6 +136,19 @@ fn typed_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
             _ => kind_from_text(&message(os).to_ascii_lowercase()),
         };
     }
+    if let Some(t) = e.downcast_ref::<crate::table::TableError>() {
+        use crate::table::TableError as T;
+        return match t {
+            T::Granule { source, .. } => typed_kind(source.as_ref()),
+            T::Column(_) => Some(ErrorKind::Config),
+            T::Arrow { .. } | T::Internal(_) => Some(ErrorKind::Internal),
+            _ => Some(ErrorKind::Input),
+        };
+    }
+    // A boxed reader error (how the table holds it) is its own node in a chain.
+    if let Some(h) = e.downcast_ref::<Box<H5Error>>() {
+        return typed_kind(h.as_ref());
+    }
     if let Some(h) = e.downcast_ref::<H5Error>() {
         return match h {
             H5Error::Io { source, .. } => typed_kind(source).or(Some(ErrorKind::Input)),

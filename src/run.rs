@@ -27,7 +27,9 @@ use crate::store::StoreOptions;
 use crate::table::{AbsentBeam, CellFilter, GranuleRef, GranuleTable, GranuleTableOptions, ScanMetrics};
 
 mod definition;
+pub mod event;
 mod inputs;
+pub mod worker;
 
 pub use definition::StoreDefinition;
 pub use inputs::{
