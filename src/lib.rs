@@ -16,6 +16,7 @@ pub mod store;
 /// HDF5 over object_store byte ranges: metadata cache, chunk planning, decoding to Arrow.
 pub mod h5;
 /// Synthetic ATL06-like granules for the demo, tests and benchmarks.
+#[cfg(feature = "synth")]
 pub mod synth;
 /// Granule catalogs: parent morton cell -> granule URLs.
 pub mod catalog;
