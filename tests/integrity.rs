@@ -35,21 +35,9 @@ fn config(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
     p
 }
 
-/// Every object of a local store but the metadata, path -> bytes.
+/// Every chunk of a store, path -> bytes.
 fn chunks(store: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![store.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != "zarr.json") {
-                out.insert(s(p.strip_prefix(store).unwrap()), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    common::store_chunks(store)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {

@@ -12,20 +12,9 @@ use magg::run::{RunConfig, event, prepare_store, run};
 use magg::store::StoreOptions;
 use serde_json::json;
 
+/// Every chunk of a store, path -> bytes.
 fn chunks(store: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![store.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != "zarr.json") {
-                out.insert(p.strip_prefix(store).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    common::store_chunks(store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,23 @@ pub fn synth(dir: &Path, granules: usize, rows: usize, seed: u64) -> SynthOutput
     .expect("synthetic granules")
 }
 
+/// Every object of a local store but its `zarr.json` documents, relative path -> bytes.
+pub fn store_chunks(store: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![store.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "zarr.json") {
+                out.insert(p.strip_prefix(store).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// The `magg` binary built for this test run.
 pub fn magg() -> Command {
     Command::new(env!("CARGO_BIN_EXE_magg"))
